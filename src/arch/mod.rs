@@ -1,0 +1,3 @@
+//! Architecture support. Only x86-64 exists.
+
+pub mod x86_64;

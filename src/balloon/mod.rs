@@ -1,0 +1,1 @@
+//! balloon (in progress)

@@ -1,0 +1,1 @@
+//! selfballoon (in progress)

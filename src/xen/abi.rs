@@ -1,0 +1,1 @@
+//! Xen public ABI (in progress)

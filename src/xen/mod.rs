@@ -1,0 +1,6 @@
+//! Everything that speaks to Xen.
+
+pub mod abi;
+pub mod errno;
+pub mod ops;
+pub mod xenstore;
