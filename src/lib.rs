@@ -28,3 +28,4 @@ pub mod mm;
 pub mod selfballoon;
 pub mod workload;
 pub mod xen;
+pub mod kernel;

@@ -4,3 +4,4 @@ pub mod abi;
 pub mod errno;
 pub mod ops;
 pub mod xenstore;
+pub mod start_info;

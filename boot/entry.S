@@ -1,0 +1,131 @@
+/*
+ * PVH entry. Xen's domain builders (libxl, the dom0 builder) and QEMU's
+ * -kernel loader find the 32-bit entry point in the XEN_ELFNOTE_PHYS32_ENTRY
+ * note and jump there in 32-bit protected mode, paging off, with %ebx the
+ * physical address of struct hvm_start_info and no usable stack.
+ *
+ * We zero .bss, build identity page tables for the first 4 GiB with 2 MiB
+ * pages, enable PAE + long mode + SSE, and call kernel_entry(start_info).
+ * The kernel later replaces these tables with its own.
+ */
+
+        .set XEN_ELFNOTE_PHYS32_ENTRY, 18
+
+        .pushsection .note.Xen, "a", @note
+        .balign 4
+        .long 4                         /* namesz: "Xen\0" */
+        .long 4                         /* descsz */
+        .long XEN_ELFNOTE_PHYS32_ENTRY
+        .asciz "Xen"
+        .balign 4
+        .long pvh_start32
+        .balign 4
+        .popsection
+
+        .pushsection .boot.text, "ax"
+        .code32
+        .globl pvh_start32
+pvh_start32:
+        cli
+        cld
+        movl    %ebx, %esi              /* keep hvm_start_info in %esi */
+
+        /* Zero .bss (the boot stack and page tables live there). */
+        movl    $__bss_start, %edi
+        movl    $__bss_end, %ecx
+        subl    %edi, %ecx
+        xorl    %eax, %eax
+        rep stosb
+
+        movl    $boot_stack_top, %esp
+
+        /* PML4[0] -> PDPT */
+        movl    $boot_pdpt, %eax
+        orl     $0x3, %eax              /* present | writable */
+        movl    %eax, boot_pml4
+
+        /* PDPT[0..3] -> the four page directories */
+        movl    $boot_pd, %eax
+        orl     $0x3, %eax
+        movl    $boot_pdpt, %edx
+        movl    $4, %ecx
+1:      movl    %eax, (%edx)
+        addl    $4096, %eax
+        addl    $8, %edx
+        loop    1b
+
+        /* 2048 x 2 MiB identity mappings: present | writable | PS */
+        movl    $boot_pd, %edx
+        movl    $0x83, %eax
+        movl    $2048, %ecx
+2:      movl    %eax, (%edx)
+        addl    $0x200000, %eax
+        addl    $8, %edx
+        loop    2b
+
+        /* CR4: PAE, OSFXSR, OSXMMEXCPT (core uses SSE) */
+        movl    %cr4, %eax
+        orl     $((1 << 5) | (1 << 9) | (1 << 10)), %eax
+        movl    %eax, %cr4
+
+        movl    $boot_pml4, %eax
+        movl    %eax, %cr3
+
+        /* EFER.LME */
+        movl    $0xc0000080, %ecx
+        rdmsr
+        orl     $(1 << 8), %eax
+        wrmsr
+
+        /* CR0: PG | WP | NE | MP | PE, clear EM and TS */
+        movl    %cr0, %eax
+        andl    $~((1 << 2) | (1 << 3)), %eax
+        orl     $((1 << 31) | (1 << 16) | (1 << 5) | (1 << 1) | 1), %eax
+        movl    %eax, %cr0
+
+        lgdt    boot_gdt_ptr
+        ljmp    $0x08, $start64
+
+        .code64
+start64:
+        movl    $0x10, %eax
+        movl    %eax, %ds
+        movl    %eax, %es
+        movl    %eax, %ss
+        movl    %eax, %fs
+        movl    %eax, %gs
+        movabsq $boot_stack_top, %rsp
+        fninit
+        movl    %esi, %edi              /* zero-extends: start info paddr */
+        xorl    %ebp, %ebp
+        call    kernel_entry
+        /* kernel_entry does not return; block with interrupts on if it does */
+3:      sti
+        hlt
+        jmp     3b
+
+        .balign 8
+boot_gdt:
+        .quad   0                       /* null */
+        .quad   0x00af9a000000ffff      /* 0x08: 64-bit code */
+        .quad   0x00cf92000000ffff      /* 0x10: data */
+boot_gdt_end:
+boot_gdt_ptr:
+        .word   boot_gdt_end - boot_gdt - 1
+        .long   boot_gdt
+        .popsection
+
+        .pushsection .bss.boot, "aw", @nobits
+        .balign 4096
+        .globl boot_pml4
+boot_pml4:
+        .skip   4096
+boot_pdpt:
+        .skip   4096
+boot_pd:
+        .skip   4 * 4096
+        .balign 16
+boot_stack:
+        .skip   64 * 1024
+boot_stack_top:
+        .popsection

@@ -1,0 +1,176 @@
+//! Trap dispatch: the Rust side of `boot/isr.S`.
+//!
+//! Exceptions are fatal for now (reported with vector, error code, RIP and
+//! CR2, then the registered fatal hook runs, e.g. to print the selftest
+//! result and shut down). External interrupts go to the handler registered
+//! for their vector. A page-fault hook slot is reserved for demand paging.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Register state saved by `isr_common`, lowest address first.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+/// An interrupt handler for one vector.
+pub type IrqHandler = fn(vector: u8);
+
+/// What to do with a fault: `true` if it was resolved and the faulting
+/// instruction may be retried (demand paging will use this for #PF).
+pub type FaultHandler = fn(frame: &TrapFrame, cr2: u64) -> bool;
+
+/// Called for an unrecoverable exception, after it has been reported.
+pub type FatalHook = fn(frame: &TrapFrame) -> !;
+
+static IRQ_HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+static PAGE_FAULT: AtomicUsize = AtomicUsize::new(0);
+static FATAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Registers `handler` for external interrupt `vector` (32..=255).
+pub fn set_irq_handler(vector: u8, handler: IrqHandler) {
+    IRQ_HANDLERS[usize::from(vector)].store(handler as usize, Ordering::Release);
+}
+
+/// Registers the page-fault resolver (demand paging).
+pub fn set_page_fault_handler(handler: FaultHandler) {
+    PAGE_FAULT.store(handler as usize, Ordering::Release);
+}
+
+/// Registers what runs after a fatal exception has been reported.
+pub fn set_fatal_hook(hook: FatalHook) {
+    FATAL.store(hook as usize, Ordering::Release);
+}
+
+/// Name of an exception vector.
+pub fn exception_name(vector: u64) -> &'static str {
+    match vector {
+        0 => "#DE divide error",
+        1 => "#DB debug",
+        2 => "NMI",
+        3 => "#BP breakpoint",
+        4 => "#OF overflow",
+        5 => "#BR bound range",
+        6 => "#UD invalid opcode",
+        7 => "#NM device not available",
+        8 => "#DF double fault",
+        10 => "#TS invalid TSS",
+        11 => "#NP segment not present",
+        12 => "#SS stack fault",
+        13 => "#GP general protection",
+        14 => "#PF page fault",
+        16 => "#MF x87 error",
+        17 => "#AC alignment check",
+        18 => "#MC machine check",
+        19 => "#XM SIMD exception",
+        20 => "#VE virtualization",
+        21 => "#CP control protection",
+        _ => "exception",
+    }
+}
+
+fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// Entry from `isr_common`.
+///
+/// # Safety
+/// Only `isr_common` calls this, with a pointer to the frame it just
+/// pushed on the current (IST) stack.
+#[no_mangle]
+pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
+    // SAFETY: isr_common passes a valid, exclusive pointer to the saved
+    // registers for the duration of this call.
+    let frame = unsafe { &mut *frame };
+    let vector = frame.vector;
+    if vector >= 32 {
+        let h = IRQ_HANDLERS[(vector & 0xff) as usize].load(Ordering::Acquire);
+        if h != 0 {
+            // SAFETY: only set_irq_handler stores non-zero values, and it
+            // stores IrqHandler function pointers.
+            let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
+            handler(vector as u8);
+        } else {
+            log::warn!("spurious interrupt on vector {vector}");
+        }
+        return;
+    }
+    let cr2 = if vector == 14 { read_cr2() } else { 0 };
+    if vector == 14 {
+        let h = PAGE_FAULT.load(Ordering::Acquire);
+        if h != 0 {
+            // SAFETY: only set_page_fault_handler stores non-zero values.
+            let handler: FaultHandler = unsafe { core::mem::transmute::<usize, FaultHandler>(h) };
+            if handler(frame, cr2) {
+                return;
+            }
+        }
+    }
+    log::error!(
+        "FATAL {} (vector {}) error_code={:#x} rip={:#x} rsp={:#x} cr2={:#x} rflags={:#x}",
+        exception_name(vector),
+        vector,
+        frame.error_code,
+        frame.rip,
+        frame.rsp,
+        cr2,
+        frame.rflags
+    );
+    log::error!(
+        "rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp
+    );
+    let hook = FATAL.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only set_fatal_hook stores non-zero values.
+        let hook: FatalHook = unsafe { core::mem::transmute::<usize, FatalHook>(hook) };
+        hook(frame);
+    }
+    loop {
+        super::cpu::enable_interrupts_and_halt();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trap_frame_matches_isr_common_layout() {
+        // 15 GPRs pushed by isr_common, vector + error code, then the
+        // 5-word hardware frame.
+        assert_eq!(core::mem::size_of::<TrapFrame>(), (15 + 2 + 5) * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, rax), 14 * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, vector), 15 * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, rip), 17 * 8);
+    }
+}

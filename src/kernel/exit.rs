@@ -1,0 +1,75 @@
+//! Ending a run: the selftest result line and leaving the machine in a way
+//! the runner can read.
+
+use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::trap::TrapFrame;
+
+/// The XTF-style result of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestResult {
+    Success,
+    Skip,
+    Failure,
+    Error,
+}
+
+impl TestResult {
+    /// The word printed after `Test result: `.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestResult::Success => "SUCCESS",
+            TestResult::Skip => "SKIP",
+            TestResult::Failure => "FAILURE",
+            TestResult::Error => "ERROR",
+        }
+    }
+
+    /// Value written to QEMU's isa-debug-exit port 0xf4; QEMU exits with
+    /// `(v << 1) | 1`: 33 success, 35 failure, 37 error, 39 skip.
+    pub fn debug_exit_value(self) -> u32 {
+        match self {
+            TestResult::Success => 0x10,
+            TestResult::Failure => 0x11,
+            TestResult::Error => 0x12,
+            TestResult::Skip => 0x13,
+        }
+    }
+}
+
+/// How to leave: set by the boot code once it knows where it runs.
+pub trait Exit: Sync {
+    fn exit(&self, result: TestResult) -> !;
+}
+
+static EXIT: spin::Once<&'static dyn Exit> = spin::Once::new();
+
+/// Installs the exit path (hypervisor shutdown for a domU).
+pub fn set_exit(exit: &'static dyn Exit) {
+    EXIT.call_once(|| exit);
+}
+
+/// Writes to QEMU's isa-debug-exit device. Without the device the write is
+/// ignored and the caller goes on to its next way out.
+pub fn qemu_debug_exit(result: TestResult) {
+    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (or nothing); the
+    // write has no effect on memory.
+    unsafe { cpu::outl(0xf4, result.debug_exit_value()) };
+}
+
+/// Ends the run with `result`: the installed exit path, else QEMU's debug
+/// exit, else halt with interrupts enabled forever.
+pub fn finish(result: TestResult) -> ! {
+    if let Some(e) = EXIT.get() {
+        e.exit(result);
+    }
+    qemu_debug_exit(result);
+    loop {
+        cpu::enable_interrupts_and_halt();
+    }
+}
+
+/// Fatal exception hook: the selftest's result is ERROR.
+pub fn fatal_trap(_frame: &TrapFrame) -> ! {
+    crate::println!("Test result: ERROR");
+    finish(TestResult::Error)
+}

@@ -1,0 +1,1 @@
+//! hvm_start_info parsing (in progress)

@@ -1,0 +1,84 @@
+#!/bin/sh
+# /init of the nested rig's Debian dom0 (PID 1, runs from the initramfs).
+#
+# Brings up the Xen toolstack (device files, xenfs, xenstored,
+# xen-init-dom0, xenconsoled), mounts the runner's shares and runs the job
+# the runner left there:
+#   9p tag "rig" -> /rig  (read-write run directory: job.sh, lib.sh, the
+#                         scenario, kernels, configs; receives results)
+#   9p tag "img" -> /img  (read-only image directory: vmlinuz, guest initrd)
+# The job's exit status becomes QEMU's exit status through isa-debug-exit
+# (0 -> 0x10 -> QEMU exits 33; anything else -> 0x11 -> 35). Without a job
+# it starts a shell on the console (cargo xtask nested shell).
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
+export HOME=/root TERM=${TERM:-vt100}
+
+say() { echo "[rig] $*"; }
+
+# QEMU's isa-debug-exit at port 0xf4: value v makes QEMU exit (v<<1)|1.
+qemu_exit() {
+    sync
+    printf "\\$(printf '%03o' "$1")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+    # Not under the rig's QEMU: power off like a normal system.
+    echo o > /proc/sysrq-trigger
+    sleep 60
+}
+
+die() {
+    say "dom0 init failed: $*"
+    echo "FAIL: dom0 init: $*" > /rig/result 2>/dev/null
+    qemu_exit 18   # 0x12: error (QEMU exits 37)
+}
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mkdir -p /run/xen /run/lock /var/log/xen/console /var/lib/xen /var/run
+ln -sfn /run /var/run 2>/dev/null || true
+hostname dom0
+
+say "dom0 up: $(uname -r), $(awk '/MemTotal/ {print $2 " KiB"}' /proc/meminfo)"
+
+# Xen device drivers and the 9p transport (modules kept in the image).
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci 9pnet_virtio 9p; do
+    modprobe "$m" 2>/dev/null || say "modprobe $m failed"
+done
+mount -t xenfs xenfs /proc/xen || die "mount xenfs"
+
+mkdir -p /rig /img
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none rig /rig 2>/dev/null; then
+    say "no run directory share (9p tag rig)"
+fi
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro img /img 2>/dev/null \
+    || say "no image share (9p tag img)"
+
+# The toolstack, as xen-utils-common's init script would start it.
+xenstored --pid-file /run/xen/xenstored.pid || die "xenstored"
+# xenstored needs a moment before clients connect.
+i=0
+until xenstore-exists /local 2>/dev/null || xenstore-ls / >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -gt 50 ] && die "xenstored does not answer"; sleep 0.2
+done
+xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || die "xen-init-dom0: $(cat /tmp/xen-init-dom0.log)"
+logdir=/var/log/xen/console
+[ -d /rig ] && mountpoint -q /rig && logdir=/rig/console
+mkdir -p "$logdir"
+xenconsoled --pid-file=/run/xen/xenconsoled.pid --log=guest --log-dir="$logdir" || die "xenconsoled"
+
+say "toolstack up: xen $(xl info xen_version 2>/dev/null), free $(xl info free_memory 2>/dev/null) MiB"
+
+if [ -f /rig/job.sh ]; then
+    cd /rig
+    sh /rig/job.sh
+    rc=$?
+    say "job exited $rc"
+    if [ $rc = 0 ]; then qemu_exit 16; else qemu_exit 17; fi
+fi
+
+say "no job: shell on the console (exit powers off)"
+setsid sh -c 'exec sh -i </dev/hvc0 >/dev/hvc0 2>&1' || sh -i
+qemu_exit 16
