@@ -3,6 +3,7 @@
 
 pub mod console;
 pub mod exit;
+pub mod platform;
 
 use crate::arch::x86_64::{gdt, idt, trap};
 use crate::mm::heap::KernelHeap;

@@ -1,1 +1,27 @@
-//! selfballoon (in progress)
+//! Self-ballooning: the controllers that pick a balloon target from the
+//! committed memory every `selfballoon_interval` seconds, their tunables,
+//! and the xenstore glue.
+//!
+//! Everything here except [`xs`] is pure: the kernel measures a
+//! [`TickInput`], calls [`Controller::tick`], and hands the decision's
+//! `target_pages` to the balloon driver. The same code runs in a host-side
+//! policy simulator.
+//!
+//! - [`policy`]: the arithmetic of the 2011 seed and of the final Linux
+//!   driver ([`Mode`]), and the [`Policy`] trait for new policies.
+//! - [`tunables`]: the sysfs-named tunables and their strict parser.
+//! - [`frontswap`]: the frontswap self-shrink state machine.
+//! - [`controller`]: ties them together per tick and produces the status.
+//! - [`xs`]: reads tunables from and publishes status to xenstore.
+
+pub mod controller;
+pub mod frontswap;
+pub mod policy;
+pub mod tunables;
+pub mod xs;
+
+pub use controller::{Controller, TickOutput};
+pub use frontswap::{FrontswapShrink, ShrinkVariant};
+pub use policy::{Decision, Mode, Policy, TickInput};
+pub use tunables::{boot_option, Applied, Key, RejectReason, Rejection, TimerAction, Tunables};
+pub use xs::{WatchReport, XsGlue};

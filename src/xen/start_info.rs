@@ -1,1 +1,654 @@
-//! hvm_start_info parsing (in progress)
+//! Parsing of `struct hvm_start_info` (xen/include/public/arch-x86/hvm/
+//! start_info.h), which a PVH guest finds at `%ebx` on entry, and turning a
+//! memory map into the RAM frame ranges the frame allocator covers.
+//!
+//! The structure is read from bytes at the documented offsets through
+//! [`PhysRead`], so host tests feed hand-built images and the kernel reads
+//! identity-mapped memory ([`IdentityMapped`]). Layout (little endian):
+//!
+//! ```text
+//!  0 magic u32   4 version u32   8 flags u32   12 nr_modules u32
+//! 16 modlist_paddr u64   24 cmdline_paddr u64   32 rsdp_paddr u64
+//! -- version 1 --
+//! 40 memmap_paddr u64   48 memmap_entries u32   52 reserved u32   (56)
+//! memmap entry (24): addr u64, size u64, type u32, reserved u32
+//! module entry (32): paddr u64, size u64, cmdline_paddr u64, reserved u64
+//! ```
+//!
+//! A 0 address means "not present".
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::mm::{Pfn, PfnRange, PAGE_SHIFT, PAGE_SIZE};
+
+/// `XEN_HVM_START_MAGIC_VALUE`.
+pub const HVM_START_MAGIC: u32 = 0x336e_c578;
+/// `SIF_PRIVILEGED`: the domain has control-domain privileges.
+pub const SIF_PRIVILEGED: u32 = 1 << 0;
+/// `SIF_INITDOMAIN`: the domain is dom0.
+pub const SIF_INITDOMAIN: u32 = 1 << 1;
+
+/// Most memory map entries accepted.
+pub const MAX_MEMMAP_ENTRIES: u32 = 128;
+/// Most modules accepted.
+pub const MAX_MODULES: u32 = 16;
+/// Longest command line kept, in bytes (the rest is dropped).
+pub const MAX_CMDLINE_BYTES: usize = 4096;
+/// The highest frame number considered (52-bit physical addresses).
+pub const MAX_PFN: Pfn = 1 << (52 - PAGE_SHIFT);
+
+const V0_SIZE: usize = 40;
+const V1_SIZE: usize = 56;
+const MEMMAP_ENTRY_SIZE: usize = 24;
+const MODLIST_ENTRY_SIZE: usize = 32;
+/// `struct e820entry` as XENMEM_memory_map returns it (packed).
+pub const E820_ENTRY_SIZE: usize = 20;
+
+/// Reading guest-physical memory failed (address not readable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PhysReadError {
+    /// The first address of the failed read.
+    pub paddr: u64,
+}
+
+/// Read access to guest-physical memory.
+pub trait PhysRead {
+    /// Fills `buf` with the bytes at `paddr..paddr + buf.len()`.
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PhysReadError>;
+}
+
+/// Guest-physical memory identity-mapped below a limit (the kernel's boot
+/// page tables).
+#[derive(Clone, Copy, Debug)]
+pub struct IdentityMapped {
+    limit_paddr: u64,
+}
+
+impl IdentityMapped {
+    /// Physical memory `[0, limit_paddr)` readable at the same virtual
+    /// addresses.
+    ///
+    /// # Safety
+    /// Every address below `limit_paddr` must be mapped and readable for
+    /// as long as the value is used, and nothing may write the bytes read
+    /// concurrently.
+    pub unsafe fn new(limit_paddr: u64) -> Self {
+        IdentityMapped { limit_paddr }
+    }
+}
+
+impl PhysRead for IdentityMapped {
+    fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
+        let end = paddr
+            .checked_add(buf.len() as u64)
+            .ok_or(PhysReadError { paddr })?;
+        if paddr == 0 || end > self.limit_paddr || usize::try_from(end).is_err() {
+            return Err(PhysReadError { paddr });
+        }
+        // SAFETY: `[paddr, end)` is below the limit, so by the contract of
+        // `new` it is mapped, readable and not written concurrently; `buf`
+        // is a distinct Rust allocation, so the ranges do not overlap; and
+        // `paddr` fits in a usize (checked above).
+        unsafe {
+            core::ptr::copy_nonoverlapping(paddr as usize as *const u8, buf.as_mut_ptr(), buf.len());
+        }
+        Ok(())
+    }
+}
+
+/// Why the start info was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartInfoError {
+    /// The magic is not [`HVM_START_MAGIC`].
+    BadMagic(u32),
+    /// More memory map entries than [`MAX_MEMMAP_ENTRIES`].
+    TooManyEntries(u32),
+    /// More modules than [`MAX_MODULES`].
+    TooManyModules(u32),
+    /// A table's address range wraps or is 0 while it has entries.
+    BadAddress(u64),
+    /// Reading a structure failed.
+    Read(PhysReadError),
+}
+
+impl From<PhysReadError> for StartInfoError {
+    fn from(e: PhysReadError) -> Self {
+        StartInfoError::Read(e)
+    }
+}
+
+/// The type of a memory map entry (`XEN_HVM_MEMMAP_TYPE_*`, same numbers
+/// as e820).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MemKind {
+    /// Usable RAM (1).
+    Ram,
+    /// Reserved (2).
+    Reserved,
+    /// ACPI reclaimable (3).
+    Acpi,
+    /// ACPI NVS (4).
+    Nvs,
+    /// Unusable (5).
+    Unusable,
+    /// Disabled (6).
+    Disabled,
+    /// Persistent memory (7).
+    Pmem,
+    /// Anything else.
+    Other(u32),
+}
+
+impl MemKind {
+    /// From the raw type number.
+    pub fn from_raw(raw: u32) -> Self {
+        match raw {
+            1 => MemKind::Ram,
+            2 => MemKind::Reserved,
+            3 => MemKind::Acpi,
+            4 => MemKind::Nvs,
+            5 => MemKind::Unusable,
+            6 => MemKind::Disabled,
+            7 => MemKind::Pmem,
+            n => MemKind::Other(n),
+        }
+    }
+}
+
+/// One memory map entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemRange {
+    /// Start physical address.
+    pub addr: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// What is there.
+    pub kind: MemKind,
+}
+
+/// One boot module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Module {
+    /// Physical address of the module.
+    pub paddr: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its command line, if any.
+    pub cmdline: Option<String>,
+}
+
+/// What the start info says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StartInfo {
+    /// Structure version (values above 1 are parsed as version 1).
+    pub version: u32,
+    /// `SIF_*` flags.
+    pub flags: u32,
+    /// The command line (lossy UTF-8, at most [`MAX_CMDLINE_BYTES`]).
+    pub cmdline: Option<String>,
+    /// The command line was cut at [`MAX_CMDLINE_BYTES`].
+    pub cmdline_truncated: bool,
+    /// The memory map (empty for version 0 or no map: ask
+    /// XENMEM_memory_map).
+    pub memmap: Vec<MemRange>,
+    /// Boot modules.
+    pub modules: Vec<Module>,
+    /// Physical address of the ACPI RSDP, if given.
+    pub rsdp_paddr: Option<u64>,
+}
+
+impl StartInfo {
+    /// `SIF_INITDOMAIN`: we are dom0.
+    pub fn is_initial_domain(&self) -> bool {
+        self.flags & SIF_INITDOMAIN != 0
+    }
+
+    /// `SIF_PRIVILEGED`.
+    pub fn is_privileged(&self) -> bool {
+        self.flags & SIF_PRIVILEGED != 0
+    }
+}
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[off..off + 4]);
+    u32::from_le_bytes(a)
+}
+
+fn u64_at(b: &[u8], off: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(a)
+}
+
+fn nonzero(v: u64) -> Option<u64> {
+    (v != 0).then_some(v)
+}
+
+/// Checks that a table of `count` entries of `size` bytes at `paddr` does
+/// not wrap and is not at 0.
+fn table_bytes(paddr: u64, count: u32, size: usize) -> Result<usize, StartInfoError> {
+    let bytes = (count as usize).saturating_mul(size);
+    if count > 0 && (paddr == 0 || paddr.checked_add(bytes as u64).is_none()) {
+        return Err(StartInfoError::BadAddress(paddr));
+    }
+    Ok(bytes)
+}
+
+/// Reads a NUL-terminated string of at most `MAX_CMDLINE_BYTES`; returns
+/// it and whether it was cut.
+fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<(String, bool), StartInfoError> {
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 64];
+    let mut addr = paddr;
+    loop {
+        if bytes.len() >= MAX_CMDLINE_BYTES {
+            return Ok((String::from_utf8_lossy(&bytes).into_owned(), true));
+        }
+        // Read up to the end of the page so a short string at the end of
+        // mapped memory does not fail.
+        let to_page_end = (PAGE_SIZE - addr % PAGE_SIZE) as usize;
+        let n = chunk.len().min(to_page_end);
+        mem.read(addr, &mut chunk[..n])?;
+        if let Some(nul) = chunk[..n].iter().position(|&c| c == 0) {
+            bytes.extend_from_slice(&chunk[..nul]);
+            let cut = bytes.len() > MAX_CMDLINE_BYTES;
+            bytes.truncate(MAX_CMDLINE_BYTES);
+            return Ok((String::from_utf8_lossy(&bytes).into_owned(), cut));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+        addr = addr
+            .checked_add(n as u64)
+            .ok_or(StartInfoError::BadAddress(paddr))?;
+    }
+}
+
+fn read_cmdline<R: PhysRead>(
+    mem: &R,
+    paddr: u64,
+) -> Result<(Option<String>, bool), StartInfoError> {
+    match nonzero(paddr) {
+        None => Ok((None, false)),
+        Some(p) => read_c_string(mem, p).map(|(s, cut)| (Some(s), cut)),
+    }
+}
+
+/// Parses the start info at `paddr`.
+pub fn parse<R: PhysRead>(mem: &R, paddr: u64) -> Result<StartInfo, StartInfoError> {
+    let mut hdr = [0u8; V1_SIZE];
+    mem.read(paddr, &mut hdr[..V0_SIZE])?;
+    let magic = u32_at(&hdr, 0);
+    if magic != HVM_START_MAGIC {
+        return Err(StartInfoError::BadMagic(magic));
+    }
+    let version = u32_at(&hdr, 4);
+    if version >= 1 {
+        let rest_paddr = paddr
+            .checked_add(V0_SIZE as u64)
+            .ok_or(StartInfoError::BadAddress(paddr))?;
+        mem.read(rest_paddr, &mut hdr[V0_SIZE..])?;
+    }
+    let flags = u32_at(&hdr, 8);
+    let nr_modules = u32_at(&hdr, 12);
+    let modlist_paddr = u64_at(&hdr, 16);
+    let cmdline_paddr = u64_at(&hdr, 24);
+    let rsdp_paddr = u64_at(&hdr, 32);
+    let memmap_paddr = u64_at(&hdr, 40);
+    let memmap_entries = u32_at(&hdr, 48);
+
+    let memmap = if version >= 1 && memmap_entries > 0 {
+        if memmap_entries > MAX_MEMMAP_ENTRIES {
+            return Err(StartInfoError::TooManyEntries(memmap_entries));
+        }
+        let mut buf = vec_zeroed(table_bytes(memmap_paddr, memmap_entries, MEMMAP_ENTRY_SIZE)?);
+        mem.read(memmap_paddr, &mut buf)?;
+        buf.chunks_exact(MEMMAP_ENTRY_SIZE)
+            .map(|e| MemRange {
+                addr: u64_at(e, 0),
+                size: u64_at(e, 8),
+                kind: MemKind::from_raw(u32_at(e, 16)),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+
+    let mut modules = Vec::new();
+    if nr_modules > 0 && modlist_paddr != 0 {
+        if nr_modules > MAX_MODULES {
+            return Err(StartInfoError::TooManyModules(nr_modules));
+        }
+        let mut buf = vec_zeroed(table_bytes(modlist_paddr, nr_modules, MODLIST_ENTRY_SIZE)?);
+        mem.read(modlist_paddr, &mut buf)?;
+        for e in buf.chunks_exact(MODLIST_ENTRY_SIZE) {
+            modules.push(Module {
+                paddr: u64_at(e, 0),
+                size: u64_at(e, 8),
+                cmdline: read_cmdline(mem, u64_at(e, 16))?.0,
+            });
+        }
+    }
+
+    let (cmdline, cmdline_truncated) = read_cmdline(mem, cmdline_paddr)?;
+    Ok(StartInfo {
+        version,
+        flags,
+        cmdline,
+        cmdline_truncated,
+        memmap,
+        modules,
+        rsdp_paddr: nonzero(rsdp_paddr),
+    })
+}
+
+fn vec_zeroed(len: usize) -> Vec<u8> {
+    alloc::vec![0u8; len]
+}
+
+/// Parses the packed 20-byte e820 entries XENMEM_memory_map fills in;
+/// `nr_entries` is what Xen returned (capped by the buffer and by
+/// [`MAX_MEMMAP_ENTRIES`]).
+pub fn parse_e820(buf: &[u8], nr_entries: usize) -> Vec<MemRange> {
+    buf.chunks_exact(E820_ENTRY_SIZE)
+        .take(nr_entries.min(MAX_MEMMAP_ENTRIES as usize))
+        .map(|e| MemRange {
+            addr: u64_at(e, 0),
+            size: u64_at(e, 8),
+            kind: MemKind::from_raw(u32_at(e, 16)),
+        })
+        .collect()
+}
+
+/// Turns a memory map into sorted, merged RAM frame ranges: only whole
+/// pages of RAM entries count (partial pages trimmed), anything any
+/// non-RAM entry touches is removed (a page is RAM only if nothing says
+/// otherwise), frames at or above [`MAX_PFN`] are dropped, and wrapping or
+/// empty entries are ignored. Never panics.
+pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
+    // Half-open pfn intervals.
+    let mut ram: Vec<(Pfn, Pfn)> = Vec::new();
+    let mut holes: Vec<(Pfn, Pfn)> = Vec::new();
+    for e in map {
+        let end_addr = e.addr.saturating_add(e.size);
+        if e.kind == MemKind::Ram {
+            let start = e.addr.div_ceil(PAGE_SIZE);
+            let end = (end_addr / PAGE_SIZE).min(MAX_PFN);
+            if start < end {
+                ram.push((start, end));
+            }
+        } else {
+            let start = e.addr / PAGE_SIZE;
+            let end = end_addr.div_ceil(PAGE_SIZE);
+            if start < end {
+                holes.push((start, end));
+            }
+        }
+    }
+    let merged = merge(ram);
+    let holes = merge(holes);
+    let mut out = Vec::new();
+    for (mut start, end) in merged {
+        for &(hs, he) in &holes {
+            if he <= start || hs >= end {
+                continue;
+            }
+            if hs > start {
+                out.push(PfnRange {
+                    start,
+                    count: hs - start,
+                });
+            }
+            start = start.max(he);
+        }
+        if start < end {
+            out.push(PfnRange {
+                start,
+                count: end - start,
+            });
+        }
+    }
+    out
+}
+
+/// Sorts and merges overlapping or touching intervals.
+fn merge(mut v: Vec<(Pfn, Pfn)>) -> Vec<(Pfn, Pfn)> {
+    v.sort_unstable();
+    let mut out: Vec<(Pfn, Pfn)> = Vec::with_capacity(v.len());
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use proptest::prelude::*;
+
+    /// Guest memory: a byte image at `base`.
+    struct Image {
+        base: u64,
+        bytes: Vec<u8>,
+    }
+
+    impl PhysRead for Image {
+        fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
+            let off = paddr
+                .checked_sub(self.base)
+                .and_then(|o| usize::try_from(o).ok())
+                .ok_or(PhysReadError { paddr })?;
+            let src = off
+                .checked_add(buf.len())
+                .and_then(|end| self.bytes.get(off..end))
+                .ok_or(PhysReadError { paddr })?;
+            buf.copy_from_slice(src);
+            Ok(())
+        }
+    }
+
+    const BASE: u64 = 0x1000;
+
+    fn put32(b: &mut [u8], off: usize, v: u32) {
+        b[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    fn put64(b: &mut [u8], off: usize, v: u64) {
+        b[off..off + 8].copy_from_slice(&v.to_le_bytes());
+    }
+
+    /// start info at BASE, cmdline at BASE+0x100, memmap at BASE+0x200,
+    /// modlist at BASE+0x400.
+    fn image(version: u32, cmdline: &[u8], map: &[(u64, u64, u32)]) -> Image {
+        let mut b = vec![0u8; 0x1000];
+        put32(&mut b, 0, HVM_START_MAGIC);
+        put32(&mut b, 4, version);
+        put32(&mut b, 8, SIF_PRIVILEGED | SIF_INITDOMAIN);
+        put64(&mut b, 24, BASE + 0x100);
+        put64(&mut b, 32, 0xe0000);
+        b[0x100..0x100 + cmdline.len()].copy_from_slice(cmdline);
+        put64(&mut b, 40, BASE + 0x200);
+        put32(&mut b, 48, map.len() as u32);
+        for (i, &(addr, size, ty)) in map.iter().enumerate() {
+            let o = 0x200 + i * 24;
+            put64(&mut b, o, addr);
+            put64(&mut b, o + 8, size);
+            put32(&mut b, o + 16, ty);
+        }
+        Image { base: BASE, bytes: b }
+    }
+
+    const MAP: &[(u64, u64, u32)] = &[
+        (0, 0x9f000, 1),
+        (0xf0000, 0x10000, 2),
+        (0x100000, 0xff00000, 1),
+        (0xfc000000, 0x1000000, 2),
+    ];
+
+    #[test]
+    fn parses_v1() {
+        let img = image(1, b"selftest loglevel=debug\0junk", MAP);
+        let si = parse(&img, BASE).unwrap();
+        assert_eq!(si.version, 1);
+        assert!(si.is_initial_domain() && si.is_privileged());
+        assert_eq!(si.cmdline.as_deref(), Some("selftest loglevel=debug"));
+        assert!(!si.cmdline_truncated);
+        assert_eq!(si.rsdp_paddr, Some(0xe0000));
+        assert_eq!(si.memmap.len(), 4);
+        assert_eq!(si.memmap[1], MemRange { addr: 0xf0000, size: 0x10000, kind: MemKind::Reserved });
+        assert_eq!(
+            ram_pfn_ranges(&si.memmap),
+            vec![PfnRange { start: 0, count: 0x9f }, PfnRange { start: 0x100, count: 0xff00 }]
+        );
+    }
+
+    #[test]
+    fn v0_ignores_memmap_fields_and_later_versions_parse_v1_prefix() {
+        let mut img = image(0, b"\0", MAP);
+        // A v0 structure may be followed by anything, even unreadable memory.
+        img.bytes.truncate(0x200);
+        put64(&mut img.bytes, 40, 0xdead_beef);
+        let si = parse(&img, BASE).unwrap();
+        assert_eq!(si.version, 0);
+        assert!(si.memmap.is_empty());
+        assert_eq!(si.cmdline.as_deref(), Some(""));
+        let img = image(7, b"x\0", MAP);
+        let si = parse(&img, BASE).unwrap();
+        assert_eq!((si.version, si.memmap.len()), (7, 4));
+    }
+
+    #[test]
+    fn rejects_bad_headers() {
+        let mut img = image(1, b"\0", MAP);
+        put32(&mut img.bytes, 0, 0x1234);
+        assert_eq!(parse(&img, BASE), Err(StartInfoError::BadMagic(0x1234)));
+        let mut img = image(1, b"\0", MAP);
+        put32(&mut img.bytes, 48, 129);
+        assert_eq!(parse(&img, BASE), Err(StartInfoError::TooManyEntries(129)));
+        let mut img = image(1, b"\0", MAP);
+        put64(&mut img.bytes, 40, u64::MAX - 8);
+        assert_eq!(parse(&img, BASE), Err(StartInfoError::BadAddress(u64::MAX - 8)));
+        let mut img = image(1, b"\0", MAP);
+        put64(&mut img.bytes, 40, 0);
+        assert_eq!(parse(&img, BASE), Err(StartInfoError::BadAddress(0)));
+        let mut img = image(1, b"\0", MAP);
+        put64(&mut img.bytes, 24, 0x9000_0000);
+        assert!(matches!(parse(&img, BASE), Err(StartInfoError::Read(_))));
+        assert!(matches!(parse(&img, 0x10), Err(StartInfoError::Read(_))));
+        assert!(matches!(parse(&img, u64::MAX - 3), Err(StartInfoError::Read(_))));
+    }
+
+    #[test]
+    fn cmdline_bounded_lossy_and_optional() {
+        let mut long = vec![b'a'; MAX_CMDLINE_BYTES + 100];
+        long.push(0);
+        let mut img = image(1, b"\0", MAP);
+        img.bytes.resize(0x10000, 0);
+        img.bytes[0x100..0x100 + long.len()].copy_from_slice(&long);
+        let si = parse(&img, BASE).unwrap();
+        assert!(si.cmdline_truncated);
+        assert_eq!(si.cmdline.unwrap().len(), MAX_CMDLINE_BYTES);
+        let img = image(1, b"a\xffb\0", MAP);
+        assert_eq!(parse(&img, BASE).unwrap().cmdline.as_deref(), Some("a\u{fffd}b"));
+        let mut img = image(1, b"x\0", MAP);
+        put64(&mut img.bytes, 24, 0);
+        assert_eq!(parse(&img, BASE).unwrap().cmdline, None);
+        // No NUL before the end of memory: an error, not a hang or panic.
+        let mut img = image(1, b"\0", MAP);
+        img.bytes[0x100..].fill(b'z');
+        assert!(matches!(parse(&img, BASE), Err(StartInfoError::Read(_))));
+    }
+
+    #[test]
+    fn modules_are_parsed_and_capped() {
+        let mut img = image(1, b"\0", MAP);
+        put32(&mut img.bytes, 12, 2);
+        put64(&mut img.bytes, 16, BASE + 0x400);
+        put64(&mut img.bytes, 0x400, 0x200000);
+        put64(&mut img.bytes, 0x408, 4096);
+        put64(&mut img.bytes, 0x410, BASE + 0x800);
+        img.bytes[0x800..0x804].copy_from_slice(b"mod\0");
+        let si = parse(&img, BASE).unwrap();
+        assert_eq!(si.modules.len(), 2);
+        assert_eq!(si.modules[0], Module { paddr: 0x200000, size: 4096, cmdline: Some("mod".into()) });
+        assert_eq!(si.modules[1].cmdline, None);
+        put32(&mut img.bytes, 12, 1000);
+        assert_eq!(parse(&img, BASE), Err(StartInfoError::TooManyModules(1000)));
+    }
+
+    #[test]
+    fn identity_mapped_reads_host_memory() {
+        let img = image(1, b"hello\0", MAP);
+        let base = img.bytes.as_ptr() as u64;
+        // SAFETY: on the host, the image's bytes are mapped at their own
+        // address and nothing writes them during the test.
+        let mem = unsafe { IdentityMapped::new(base + img.bytes.len() as u64) };
+        // The table addresses inside the image are not host addresses; read
+        // just the header and check the magic.
+        let mut b = [0u8; 4];
+        mem.read(base, &mut b).unwrap();
+        assert_eq!(u32::from_le_bytes(b), HVM_START_MAGIC);
+        assert!(mem.read(base + img.bytes.len() as u64 - 2, &mut b).is_err());
+        assert!(mem.read(0, &mut b).is_err());
+    }
+
+    #[test]
+    fn e820_and_ram_ranges_handle_garbage() {
+        let mut buf = vec![0u8; 3 * E820_ENTRY_SIZE];
+        for (i, &(a, s, t)) in [(0x1800u64, 0x3000u64, 1u32), (0x2000, 0x1000, 2), (u64::MAX - 10, 100, 1)]
+            .iter()
+            .enumerate()
+        {
+            put64(&mut buf, i * 20, a);
+            put64(&mut buf, i * 20 + 8, s);
+            put32(&mut buf, i * 20 + 16, t);
+        }
+        let map = parse_e820(&buf, 99);
+        assert_eq!(map.len(), 3);
+        assert_eq!(map[2].kind, MemKind::Ram);
+        // RAM 0x1800..0x4800 → whole pages 2..4, minus reserved page 2.
+        assert_eq!(ram_pfn_ranges(&map), vec![PfnRange { start: 3, count: 1 }]);
+        // Overlapping and touching RAM merges; above 52 bits is dropped.
+        let map = [
+            MemRange { addr: 0x10000, size: 0x10000, kind: MemKind::Ram },
+            MemRange { addr: 0, size: 0x18000, kind: MemKind::Ram },
+            MemRange { addr: 0x20000, size: 0x1000, kind: MemKind::Ram },
+            MemRange { addr: 1 << 52, size: 1 << 20, kind: MemKind::Ram },
+            MemRange { addr: 0x5000, size: 0, kind: MemKind::Reserved },
+        ];
+        assert_eq!(ram_pfn_ranges(&map), vec![PfnRange { start: 0, count: 0x21 }]);
+    }
+
+    fn kind() -> impl Strategy<Value = MemKind> {
+        (0u32..9).prop_map(MemKind::from_raw)
+    }
+
+    proptest! {
+        #[test]
+        fn ram_ranges_sorted_disjoint_and_truly_ram(
+            map in proptest::collection::vec((0u64..1 << 24, 0u64..1 << 20, kind()), 0..20),
+            big in proptest::collection::vec((any::<u64>(), any::<u64>(), kind()), 0..4),
+        ) {
+            let map: Vec<MemRange> = map.into_iter().chain(big)
+                .map(|(addr, size, kind)| MemRange { addr, size, kind })
+                .collect();
+            let out = ram_pfn_ranges(&map);
+            for w in out.windows(2) {
+                prop_assert!(w[0].end() < w[1].start);
+            }
+            for r in &out {
+                prop_assert!(r.count > 0 && r.end() <= MAX_PFN);
+                for pfn in [r.start, r.end() - 1] {
+                    let (lo, hi) = (pfn * PAGE_SIZE, pfn * PAGE_SIZE + PAGE_SIZE);
+                    prop_assert!(map.iter().any(|e| e.kind == MemKind::Ram
+                        && e.addr <= lo && e.addr.saturating_add(e.size) >= hi));
+                    prop_assert!(!map.iter().any(|e| e.kind != MemKind::Ram
+                        && e.addr < hi && e.addr.saturating_add(e.size) > lo));
+                }
+            }
+        }
+    }
+}

@@ -1,1 +1,282 @@
-fn main() {}
+//! `cargo xtask`: host-side orchestration for selfballoon.
+//!
+//! Tiers of testing, from cheap to real:
+//!   1. `qemu`   the kernel alone under QEMU (no hypervisor);
+//!   2. `dom0`   Xen in QEMU with our kernel as the PVH dom0;
+//!   3. `nested` Xen in QEMU with a Debian dom0 running the toolstack, our
+//!      kernel created as a domU by `xl create` from a scenario script.
+//!
+//! `test` runs them all, `demo` shows the guest working in nested Xen.
+
+mod common;
+mod image;
+mod nested;
+mod plot;
+mod qemu;
+mod runner;
+
+use anyhow::{anyhow, bail, Result};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: cargo xtask <command> [options]
+
+commands:
+  qemu  [opts] [--] <cmdline...>   tier 1: boot the kernel in QEMU (default cmdline: selftest)
+  dom0  [opts] [--] <cmdline...>   tier 2: Xen in QEMU, the kernel as PVH dom0
+  image [--rebuild]                build (or show the cached) nested rig image
+  nested <scenario> [opts]         tier 3: run tests/nested/<scenario>.sh in nested Xen
+  nested shell [opts]              nested Xen with a shell on dom0's console
+  plot <csv...>                    draw SVG charts next to rig CSVs
+  test [--no-nested]               all tiers: host tests, build, qemu, dom0, nested scenarios
+  demo                             build everything, show the guest in nested Xen, chart it
+
+options:
+  --timeout S     give up after S seconds
+  --kernel PATH   use this kernel ELF instead of building one
+  --no-build      use the existing release build (no `cargo build --release`)
+  -v, --verbose   show all serial output, not only the interesting lines
+";
+
+/// Parsed common options plus the words left over.
+#[derive(Debug, Default)]
+struct Args {
+    timeout: Option<Duration>,
+    kernel: Option<PathBuf>,
+    no_build: bool,
+    verbose: bool,
+    rebuild: bool,
+    no_nested: bool,
+    words: Vec<String>,
+}
+
+fn parse(args: &[String]) -> Result<Args> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(w) = it.next() {
+        match w.as_str() {
+            "--" => {
+                a.words.extend(it.by_ref().cloned());
+                break;
+            }
+            "--timeout" => {
+                let v = it.next().ok_or_else(|| anyhow!("--timeout needs seconds"))?;
+                let s: u64 = v
+                    .parse()
+                    .map_err(|_| anyhow!("--timeout: '{v}' is not a number of seconds"))?;
+                a.timeout = Some(Duration::from_secs(s));
+            }
+            "--kernel" => {
+                let v = it.next().ok_or_else(|| anyhow!("--kernel needs a path"))?;
+                a.kernel = Some(PathBuf::from(v));
+            }
+            "--no-build" => a.no_build = true,
+            "-v" | "--verbose" => a.verbose = true,
+            "--rebuild" => a.rebuild = true,
+            "--no-nested" => a.no_nested = true,
+            "-h" | "--help" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            o if o.starts_with("--") => bail!("unknown option {o}\n\n{USAGE}"),
+            _ => a.words.push(w.clone()),
+        }
+    }
+    Ok(a)
+}
+
+fn qemu_opts(a: &Args, default_timeout: u64) -> qemu::Opts {
+    qemu::Opts {
+        kernel: a.kernel.clone(),
+        build: !a.no_build,
+        timeout: a.timeout.unwrap_or(Duration::from_secs(default_timeout)),
+        verbose: a.verbose,
+        cmdline: if a.words.is_empty() {
+            "selftest".to_string()
+        } else {
+            a.words.join(" ")
+        },
+    }
+}
+
+fn nested_opts(a: &Args, scenario: &str) -> nested::Opts {
+    nested::Opts {
+        scenario: scenario.to_string(),
+        timeout: a.timeout,
+        kernel: a.kernel.clone(),
+        build: !a.no_build,
+        verbose: a.verbose,
+    }
+}
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(e) = real_main(&argv) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main(argv: &[String]) -> Result<()> {
+    let Some((cmd, rest)) = argv.split_first() else {
+        print!("{USAGE}");
+        bail!("no command");
+    };
+    let a = parse(rest)?;
+    match cmd.as_str() {
+        "qemu" => qemu::tier1(&qemu_opts(&a, 60)),
+        "dom0" => qemu::tier2(&qemu_opts(&a, 120)),
+        "image" => image::cmd(a.rebuild),
+        "nested" => {
+            let scenario = a
+                .words
+                .first()
+                .ok_or_else(|| anyhow!("nested: which scenario? ({})", list_scenarios()))?;
+            if scenario == "shell" {
+                return nested::shell(&nested_opts(&a, "shell"));
+            }
+            let out = nested::run(&nested_opts(&a, scenario))?;
+            if !out.passed {
+                bail!("scenario {scenario} failed: {}", out.summary);
+            }
+            Ok(())
+        }
+        "plot" => {
+            if a.words.is_empty() {
+                bail!("plot: which CSV files?");
+            }
+            for c in &a.words {
+                let csv = PathBuf::from(c);
+                let svg = csv.with_extension("svg");
+                plot::render(&csv, &svg)?;
+                println!("{}", svg.display());
+            }
+            Ok(())
+        }
+        "test" => test_all(&a),
+        "demo" => demo(&a),
+        "help" | "-h" | "--help" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command {other}\n\n{USAGE}"),
+    }
+}
+
+fn list_scenarios() -> String {
+    nested::scenarios()
+        .map(|v| v.join(", "))
+        .unwrap_or_else(|e| format!("{e:#}"))
+}
+
+/// One step of `cargo xtask test`.
+struct Outcome {
+    name: String,
+    ok: bool,
+    secs: f64,
+    note: String,
+}
+
+fn step(results: &mut Vec<Outcome>, name: &str, f: impl FnOnce() -> Result<String>) -> bool {
+    println!("\n===== {name} =====");
+    let t = Instant::now();
+    let r = f();
+    let secs = t.elapsed().as_secs_f64();
+    let (ok, note) = match r {
+        Ok(n) => (true, n),
+        Err(e) => {
+            let msg = format!("{e:#}");
+            eprintln!("xtask test: {name} FAILED: {msg}");
+            (false, msg.lines().next().unwrap_or("").to_string())
+        }
+    };
+    results.push(Outcome {
+        name: name.to_string(),
+        ok,
+        secs,
+        note,
+    });
+    ok
+}
+
+fn test_all(a: &Args) -> Result<()> {
+    let total = Instant::now();
+    let mut res = Vec::new();
+    step(&mut res, "host: cargo test", || {
+        common::run_status(common::cargo().args(["test", "--workspace"]), "cargo test")?;
+        Ok(String::new())
+    });
+    let built = step(&mut res, "build: cargo build --release", || {
+        common::build_kernel().map(|k| k.display().to_string())
+    });
+    let kopts = |timeout| qemu::Opts {
+        build: false,
+        ..qemu_opts(a, timeout)
+    };
+    if built {
+        step(&mut res, "tier 1: qemu selftest", || {
+            qemu::tier1(&kopts(60)).map(|_| String::new())
+        });
+        step(&mut res, "tier 2: dom0 selftest", || {
+            qemu::tier2(&kopts(180)).map(|_| String::new())
+        });
+    }
+    if !a.no_nested {
+        let have_image = step(&mut res, "tier 3: dom0 image", || {
+            image::ensure(false).map(|d| d.display().to_string())
+        });
+        if have_image {
+            for s in nested::scenarios()? {
+                step(&mut res, &format!("tier 3: nested {s}"), || {
+                    let o = nested::Opts {
+                        build: false,
+                        ..nested_opts(a, &s)
+                    };
+                    let out = nested::run(&o)?;
+                    if out.passed {
+                        Ok(nested::rel(&out.dir))
+                    } else {
+                        bail!("{} — logs: {}", out.summary, nested::rel(&out.dir))
+                    }
+                });
+            }
+        }
+    }
+    println!("\n===== summary ({:.0}s) =====", total.elapsed().as_secs_f64());
+    for r in &res {
+        println!(
+            "  {}  {:32} {:7.1}s  {}",
+            if r.ok { "PASS" } else { "FAIL" },
+            r.name,
+            r.secs,
+            r.note
+        );
+    }
+    let passed = res.iter().filter(|r| r.ok).count();
+    let failed = res.len() - passed;
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn demo(a: &Args) -> Result<()> {
+    let o = nested::Opts {
+        build: !a.no_build,
+        ..nested_opts(a, "demo")
+    };
+    let out = nested::run(&nested::Opts {
+        scenario: common::root()
+            .join("tests/nested/demo.sh")
+            .display()
+            .to_string(),
+        ..o
+    })?;
+    println!("\ndemo results: {}", nested::rel(&out.dir));
+    if !out.passed {
+        bail!("demo failed: {}", out.summary);
+    }
+    Ok(())
+}

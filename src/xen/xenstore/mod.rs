@@ -1,19 +1,51 @@
 //! xenstore client.
 //!
 //! [`Store`] is what the rest of the kernel (balloon driver, controller)
-//! uses; the ring protocol implementation lives in submodules.
+//! uses; the ring protocol implementation lives in submodules:
+//!
+//! - [`wire`]: encoding and decoding of `xsd_sockmsg` messages;
+//! - [`ring`]: index arithmetic over the shared page, behind [`RingPage`]
+//!   (the kernel's page is a [`VolatilePage`]);
+//! - [`client`]: [`XenstoreClient`], which implements [`Store`] over a
+//!   [`RingPage`] and a [`Waiter`] (the store event channel).
+//!
+//! Wiring in the kernel (sketch):
+//!
+//! ```text
+//! // HVM_PARAM_STORE_PFN -> page mapped at `va`; HVM_PARAM_STORE_EVTCHN -> port
+//! let page = unsafe { VolatilePage::new(va as *mut xenstore_domain_interface) };
+//! let mut xs = XenstoreClient::new(page, StoreWaiter { port, .. });
+//! let target_kib = xs.read_u64("memory/target")?;    // relative to ~
+//! xs.watch("memory/target", "balloon")?;
+//! // when the store event fires (or on each tick):
+//! for path in xs.take_watch_events("balloon")? { /* re-read target */ }
+//! ```
 
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::fmt;
 
 use crate::xen::errno::Errno;
+
+pub mod client;
+pub mod ring;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{Transaction, Waiter, WatchEvent, XenstoreClient};
+pub use ring::{RingPage, VolatilePage};
+pub use wire::parse_u64;
 
 /// Why a xenstore operation failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XsError {
     /// xenstored answered XS_ERROR with this errno (ENOENT, EACCES, ...).
     Remote(Errno),
-    /// The peer broke the protocol (bad header, bad length, bad index).
+    /// The peer broke the protocol (bad header, bad length, bad index,
+    /// malformed payload), or a value did not have the form asked for
+    /// (e.g. [`Store::read_u64`] on "12k").
     Protocol,
     /// A path, value or token is too long or contains a NUL.
     BadArgument,
@@ -32,4 +64,22 @@ pub trait Store {
     fn rm(&mut self, path: &str) -> Result<(), XsError>;
     fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError>;
     fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError>;
+
+    /// Reads a decimal number, strictly: digits only, no sign, space or
+    /// newline, no overflow; anything else is [`XsError::Protocol`].
+    fn read_u64(&mut self, path: &str) -> Result<u64, XsError> {
+        parse_u64(&self.read(path)?)
+    }
+}
+
+impl fmt::Display for XsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            XsError::Remote(e) => write!(f, "xenstored: {e}"),
+            XsError::Protocol => f.write_str("xenstore protocol error"),
+            XsError::BadArgument => f.write_str("bad xenstore argument"),
+            XsError::Timeout => f.write_str("xenstore timeout"),
+            XsError::Unavailable => f.write_str("no xenstore"),
+        }
+    }
 }

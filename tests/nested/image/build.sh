@@ -108,13 +108,15 @@ for d in drivers/xen fs/9p net/9p drivers/virtio drivers/net/xen-netback.ko driv
         cp -a "$work/kernel/$kmods/$d" "$root/$kmods/$d"
     fi
 done
-depmod -b "$root" "$kver"
+in_root depmod -a "$kver"
 
 step "trim the root"
 rm -rf "$root"/usr/share/{doc,man,info,locale,lintian,bash-completion} \
        "$root"/var/cache/apt/* "$root"/var/lib/apt/lists/* "$root"/var/cache/debconf/*-old \
        "$root"/usr/lib/python3* "$root"/usr/lib/x86_64-linux-gnu/perl* "$root"/usr/share/perl* \
-       "$root"/usr/lib/xen-4.17/boot "$root"/usr/share/qemu* "$root"/boot/*
+       "$root"/usr/lib/xen-4.17/boot "$root"/usr/share/qemu* "$root"/boot/* \
+       "$root"/usr/lib/udev/hwdb.* "$root"/etc/udev/hwdb.bin "$root"/usr/lib/x86_64-linux-gnu/gconv \
+       "$root"/usr/bin/perl* "$root"/usr/bin/python3*
 # Runtime directories the toolstack expects.
 mkdir -p "$root"/var/lib/xen "$root"/var/log/xen/console "$root"/var/run/xen "$root"/run/xen \
          "$root"/rig

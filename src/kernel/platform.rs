@@ -1,0 +1,91 @@
+//! Bringing up the Xen side of the kernel: hypercall page (done earlier),
+//! shared info, the event-channel callback vector, the timer VIRQ, and a
+//! blocking wait on events with a deadline.
+
+use crate::arch::x86_64::{cpu, trap};
+use crate::mm::Pfn;
+use crate::xen::abi::{self, shared_info};
+use crate::xen::errno::Errno;
+use crate::xen::events::{self, Port};
+use crate::xen::{calls, time};
+
+/// The vector Xen raises for event-channel upcalls.
+pub const CALLBACK_VECTOR: u8 = 0xf3;
+
+/// Event plumbing that is up.
+#[derive(Clone, Copy, Debug)]
+pub struct Events {
+    pub timer_port: Port,
+    pub shared_info_pfn: Pfn,
+}
+
+/// Maps shared info at `pfn` (a frame we own and give up to it), installs
+/// the upcall handler and callback vector, and binds VIRQ_TIMER.
+///
+/// # Safety
+/// `pfn` must be a free, identity-mapped RAM frame owned by the caller and
+/// never used for anything else afterwards; the IDT must be loaded.
+pub unsafe fn init_events(pfn: Pfn) -> Result<Events, Errno> {
+    calls::map_shared_info(pfn)?;
+    let ptr = (pfn << 12) as *mut shared_info;
+    // SAFETY: Xen now backs `pfn` with the shared-info page; the identity
+    // map makes its address `pfn << 12`; it stays mapped forever.
+    unsafe { events::set_shared_info(ptr) };
+    // HVM guests ignore the PV upcall mask, but clear it for clarity.
+    // SAFETY: vcpu 0's mask byte in the mapped page.
+    unsafe { core::ptr::addr_of_mut!((*ptr).vcpu_info[0].evtchn_upcall_mask).write_volatile(0) };
+    trap::set_irq_handler(CALLBACK_VECTOR, events::upcall);
+    calls::set_callback_vector(CALLBACK_VECTOR)?;
+    let timer_port = calls::bind_virq(abi::VIRQ_TIMER, 0)?;
+    cpu::enable_interrupts();
+    Ok(Events {
+        timer_port,
+        shared_info_pfn: pfn,
+    })
+}
+
+/// Why [`wait`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wake {
+    /// One of the watched ports fired (consumed).
+    Port(Port),
+    /// The deadline passed.
+    Deadline,
+}
+
+/// Blocks until one of `ports` fires or Xen system time reaches
+/// `deadline_ns`. Interrupts are enabled while blocked (a `hlt` with them
+/// disabled would power the domain off).
+pub fn wait(ev: &Events, ports: &[Port], deadline_ns: u64) -> Wake {
+    loop {
+        for &p in ports {
+            if events::take(p) {
+                return Wake::Port(p);
+            }
+        }
+        if time::now_ns() >= deadline_ns {
+            return Wake::Deadline;
+        }
+        // A deadline in the past fires at once, so no wake-up is lost
+        // between the check above and the halt below.
+        if calls::set_singleshot_timer(deadline_ns).is_err() {
+            // Without a timer we can still poll.
+            let _ = calls::sched_yield();
+            continue;
+        }
+        cpu::disable_interrupts();
+        let ready = ports.iter().any(|&p| events::peek(p)) || events::peek(ev.timer_port);
+        if ready {
+            cpu::enable_interrupts();
+        } else {
+            cpu::enable_interrupts_and_halt();
+        }
+        events::take(ev.timer_port);
+    }
+}
+
+/// Sleeps for `ns` nanoseconds.
+pub fn sleep_ns(ev: &Events, ns: u64) {
+    let deadline = time::now_ns().saturating_add(ns);
+    while wait(ev, &[], deadline) != Wake::Deadline {}
+}

@@ -1,0 +1,274 @@
+//! The controller: tunables, frontswap shrink state and the last decision,
+//! driven once per timer tick.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+
+use super::frontswap::{FrontswapShrink, ShrinkVariant};
+use super::policy::{effective_reserved_mb, Decision, Policy, TickInput};
+use super::tunables::{sanitize, Applied, Key, Rejection, Tunables, MAX_REPORTED_LEN};
+
+/// What one tick decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TickOutput {
+    /// The balloon decision, or `None` when self-ballooning is off (leave
+    /// the balloon alone).
+    pub decision: Option<Decision>,
+    /// Shrink frontswap to this many pages, when self-shrinking decided so.
+    pub frontswap_target_pages: Option<u64>,
+    /// Re-arm the timer for `interval_s` (the seed's `reset_timer`).
+    pub rearm_timer: bool,
+    /// The period to re-arm with.
+    pub interval_s: u32,
+}
+
+/// The self-balloon controller.
+#[derive(Clone, Debug)]
+pub struct Controller {
+    tunables: Tunables,
+    shrink: FrontswapShrink,
+    ticks: u64,
+    last_input: Option<TickInput>,
+    last_decision: Option<Decision>,
+    last_rejection: Option<Rejection>,
+}
+
+impl Controller {
+    /// A controller with these tunables (normally `Tunables::new(flag)`
+    /// with the boot option's flag).
+    pub fn new(tunables: Tunables) -> Self {
+        Controller {
+            tunables,
+            shrink: FrontswapShrink::new(ShrinkVariant::Seed2011),
+            ticks: 0,
+            last_input: None,
+            last_decision: None,
+            last_rejection: None,
+        }
+    }
+
+    /// The tunables in force.
+    pub fn tunables(&self) -> &Tunables {
+        &self.tunables
+    }
+
+    /// Ticks run so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+    }
+
+    /// The last decision, if self-ballooning has run.
+    pub fn last_decision(&self) -> Option<&Decision> {
+        self.last_decision.as_ref()
+    }
+
+    /// The last refused tunable value.
+    pub fn last_rejection(&self) -> Option<&Rejection> {
+        self.last_rejection.as_ref()
+    }
+
+    /// Applies a tunable write (see [`Tunables::apply`]). A rejection is
+    /// remembered for the status and returned; the old value stays.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<Applied, Rejection> {
+        match self.tunables.apply(key, value) {
+            Ok(a) => {
+                if a.key == Key::FrontswapInertia {
+                    // store_frontswap_inertia also restarts the countdown,
+                    // whether or not the value changed.
+                    self.shrink.set_inertia(self.tunables.frontswap_inertia);
+                }
+                Ok(a)
+            }
+            Err(r) => {
+                self.last_rejection = Some(r.clone());
+                Err(r)
+            }
+        }
+    }
+
+    /// One timer tick: the seed's `selfballoon_process()` with the policy
+    /// of the current mode, then frontswap self-shrinking.
+    pub fn tick(&mut self, input: TickInput) -> TickOutput {
+        self.ticks = self.ticks.saturating_add(1);
+        self.last_input = Some(input);
+        let t = self.tunables;
+        let decision = if t.selfballooning {
+            let d = t.mode.decide(&t, &input);
+            self.last_decision = Some(d);
+            Some(d)
+        } else {
+            None
+        };
+        let frontswap_target_pages = if t.frontswap_selfshrinking {
+            self.shrink.tick(
+                input.frontswap_pages,
+                t.frontswap_hysteresis,
+                t.frontswap_inertia,
+            )
+        } else {
+            None
+        };
+        TickOutput {
+            decision,
+            frontswap_target_pages,
+            rearm_timer: t.timer_wanted(),
+            interval_s: t.interval_s.get(),
+        }
+    }
+
+    /// The key/value pairs to publish under `data/selfballoon/`:
+    ///
+    /// - `mode`, `ticks`, every tunable by its name (effective values),
+    /// - after the first tick: `effective_reserved_mb`, `committed_kib`,
+    ///   `current_kib`, `totalram_kib` (what the controller last saw),
+    /// - after the first decision: `goal_kib`, `requested_target_kib`
+    ///   (what it asked the balloon for; the balloon driver publishes its
+    ///   own effective `target`), `policy_floor_kib` (linux mode),
+    ///   `policy_clamped` (`none`/`floor`/`toolstack`),
+    /// - after a rejection: `last_rejection_key`, `last_rejection_value`,
+    ///   `last_rejection_reason`.
+    ///
+    /// Keys are fixed ASCII; values contain no control characters and are
+    /// at most [`MAX_REPORTED_LEN`] bytes.
+    pub fn status(&self) -> Vec<(&'static str, String)> {
+        let kib = |pages: u64| pages.saturating_mul(4).to_string();
+        let t = &self.tunables;
+        let mut out: Vec<(&'static str, String)> = Vec::with_capacity(24);
+        out.push(("mode", t.mode.name().to_string()));
+        out.push(("ticks", self.ticks.to_string()));
+        for k in Key::ALL {
+            if k == Key::Mode {
+                continue;
+            }
+            out.push((k.name(), t.value_string(k)));
+        }
+        if let Some(i) = &self.last_input {
+            let reserved = effective_reserved_mb(t.reserved_mb, i.boot_totalram_pages);
+            out.push(("effective_reserved_mb", reserved.to_string()));
+            out.push(("committed_kib", kib(i.committed_pages)));
+            out.push(("current_kib", kib(i.current_pages)));
+            out.push(("totalram_kib", kib(i.totalram_pages)));
+        }
+        if let Some(d) = &self.last_decision {
+            out.push(("goal_kib", kib(d.goal_pages)));
+            out.push(("requested_target_kib", kib(d.target_pages)));
+            if let Some(f) = d.floor_pages {
+                out.push(("policy_floor_kib", kib(f)));
+            }
+            let clamp = match (d.clamped_by_floor, d.clamped_by_toolstack) {
+                (_, true) => "toolstack",
+                (true, false) => "floor",
+                (false, false) => "none",
+            };
+            out.push(("policy_clamped", clamp.to_string()));
+        }
+        if let Some(r) = &self.last_rejection {
+            out.push(("last_rejection_key", sanitize(&r.key, MAX_REPORTED_LEN)));
+            out.push(("last_rejection_value", sanitize(&r.value, MAX_REPORTED_LEN)));
+            out.push(("last_rejection_reason", format!("{}", r.reason)));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::selfballoon::policy::Mode;
+    use crate::selfballoon::tunables::{RejectReason, TimerAction};
+
+    fn input() -> TickInput {
+        TickInput {
+            committed_pages: 20_000,
+            current_pages: 131_072,
+            totalram_pages: 126_976,
+            totalreserve_pages: 1_000,
+            frontswap_pages: 0,
+            toolstack_target_pages: Some(131_072),
+            boot_totalram_pages: 126_976,
+            max_pfn: 131_072,
+        }
+    }
+
+    fn get<'a>(s: &'a [(&'static str, String)], k: &str) -> Option<&'a str> {
+        s.iter().find(|(kk, _)| *kk == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn tick_disabled_leaves_balloon_alone() {
+        let mut c = Controller::new(Tunables::new(false));
+        let o = c.tick(input());
+        assert_eq!(o.decision, None);
+        assert!(!o.rearm_timer);
+        assert_eq!(c.ticks(), 1);
+    }
+
+    #[test]
+    fn tick_and_status() {
+        let mut c = Controller::new(Tunables::default());
+        let o = c.tick(input());
+        let d = o.decision.unwrap();
+        // Same numbers as policy::golden_linux_descent_to_floor.
+        assert_eq!(d.target_pages, 119_393);
+        assert!(o.rearm_timer);
+        assert_eq!(o.interval_s, 5);
+        let s = c.status();
+        assert_eq!(get(&s, "mode"), Some("linux"));
+        assert_eq!(get(&s, "ticks"), Some("1"));
+        assert_eq!(get(&s, "requested_target_kib"), Some("477572"));
+        assert_eq!(get(&s, "goal_kib"), Some("150560"));
+        assert_eq!(get(&s, "committed_kib"), Some("80000"));
+        assert_eq!(get(&s, "current_kib"), Some("524288"));
+        assert_eq!(get(&s, "effective_reserved_mb"), Some("49"));
+        assert_eq!(get(&s, "selfballoon_downhysteresis"), Some("8"));
+        assert_eq!(get(&s, "policy_clamped"), Some("none"));
+        assert_eq!(get(&s, "last_rejection_key"), None);
+
+        // Switch to 2011 at run time: next tick uses it.
+        c.apply("mode", "2011").unwrap();
+        let d = c.tick(input()).decision.unwrap();
+        assert_eq!(d.mode, Mode::Seed2011);
+        // goal = 20000 + 131072 - 126976 = 24096 -> 117700
+        assert_eq!(d.target_pages, 117_700);
+    }
+
+    #[test]
+    fn rejection_is_published_and_value_kept() {
+        let mut c = Controller::new(Tunables::default());
+        let r = c.apply("selfballoon_downhysteresis", "-1\0").unwrap_err();
+        assert_eq!(r.reason, RejectReason::NotDecimal);
+        assert_eq!(c.tunables().downhysteresis.get(), 8);
+        let s = c.status();
+        assert_eq!(
+            get(&s, "last_rejection_key"),
+            Some("selfballoon_downhysteresis")
+        );
+        assert_eq!(get(&s, "last_rejection_value"), Some("-1?"));
+        assert_eq!(get(&s, "last_rejection_reason"), Some("not-decimal"));
+        for (k, v) in &s {
+            assert!(k.is_ascii() && !v.chars().any(char::is_control));
+            assert!(v.len() <= MAX_REPORTED_LEN);
+        }
+        // A later good write does not clear the record of the last bad one.
+        c.apply("selfballoon_downhysteresis", "2").unwrap();
+        assert_eq!(c.tunables().downhysteresis.get(), 2);
+        assert!(c.last_rejection().is_some());
+    }
+
+    #[test]
+    fn frontswap_runs_when_enabled_even_without_selfballooning() {
+        let mut c = Controller::new(Tunables::new(false));
+        assert_eq!(
+            c.apply("frontswap_selfshrinking", "1").unwrap().timer,
+            TimerAction::Start
+        );
+        c.apply("frontswap_inertia", "1").unwrap();
+        let mut i = input();
+        i.frontswap_pages = 100;
+        let o = c.tick(i);
+        assert!(o.rearm_timer && o.decision.is_none());
+        assert_eq!(o.frontswap_target_pages, None); // grew from 0
+        assert_eq!(c.tick(i).frontswap_target_pages, Some(95));
+    }
+}

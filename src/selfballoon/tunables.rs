@@ -1,0 +1,594 @@
+//! The controller's tunables, named like Linux's sysfs files under
+//! `/sys/devices/system/xen_memory/xen_memory0/selfballoon/`, and their
+//! strict parser.
+//!
+//! Validation follows the C store functions (2011 seed: `strict_strtoul`;
+//! Linux 4.x–5.2: `kstrtoul`, same acceptance for base 10):
+//!
+//! - the value is decimal digits, optionally followed by exactly one
+//!   `'\n'` (what `echo` writes); nothing else: no sign, no spaces, no
+//!   `0x`. (The kernel's `kstrtoul` would also accept a leading `'+'`; we
+//!   do not, "digits only" is the project rule.)
+//! - numbers are rejected when 0. This holds for *every* numeric tunable
+//!   in the final Linux source, including `selfballoon_min_usable_mb` and
+//!   `selfballoon_reserved_mb`: their 0 ("piecewise floor" / "10% of boot
+//!   RAM") exists only as the boot-time default and cannot be written back.
+//!   We follow Linux.
+//! - numbers must fit the C `unsigned int` the value is stored in (u32).
+//!   C parsed into `unsigned long` and silently truncated on assignment
+//!   (4294967297 became 1); we reject instead.
+//! - booleans (`selfballooning`, `frontswap_selfshrinking`) accept only 0
+//!   or 1.
+//! - `mode` (ours, no Linux counterpart) accepts `2011` or `linux`.
+//!
+//! A rejected value leaves the previous one in force and is reported as a
+//! [`Rejection`].
+
+use alloc::string::String;
+use core::fmt;
+use core::num::NonZeroU32;
+
+use super::policy::Mode;
+
+/// Default `selfballoon_interval`, seconds (both C versions).
+pub const DEFAULT_INTERVAL_S: u32 = 5;
+/// Default `selfballoon_downhysteresis` (both C versions).
+pub const DEFAULT_DOWNHYSTERESIS: u32 = 8;
+/// Default `selfballoon_uphysteresis` (both C versions).
+pub const DEFAULT_UPHYSTERESIS: u32 = 1;
+/// Default `frontswap_hysteresis` (both C versions).
+pub const DEFAULT_FRONTSWAP_HYSTERESIS: u32 = 20;
+/// Default `frontswap_inertia` (both C versions).
+pub const DEFAULT_FRONTSWAP_INERTIA: u32 = 3;
+/// Whether self-ballooning is on when neither `selfballooning` nor
+/// `noselfballooning` is on the command line. The seed enabled it by
+/// default when frontswap was configured; this kernel exists to
+/// self-balloon, so on.
+pub const DEFAULT_SELFBALLOONING: bool = true;
+/// Longest value kept in a [`Rejection`], bytes.
+pub const MAX_REPORTED_LEN: usize = 64;
+
+/// A tunable's name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    /// `selfballooning`: 0 or 1.
+    Selfballooning,
+    /// `selfballoon_interval`: seconds between ticks.
+    Interval,
+    /// `selfballoon_downhysteresis`.
+    DownHysteresis,
+    /// `selfballoon_uphysteresis`.
+    UpHysteresis,
+    /// `selfballoon_min_usable_mb` (Linux mode).
+    MinUsableMb,
+    /// `selfballoon_reserved_mb` (Linux mode).
+    ReservedMb,
+    /// `mode`: `2011` or `linux`.
+    Mode,
+    /// `frontswap_selfshrinking`: 0 or 1.
+    FrontswapSelfshrinking,
+    /// `frontswap_hysteresis`.
+    FrontswapHysteresis,
+    /// `frontswap_inertia`.
+    FrontswapInertia,
+}
+
+impl Key {
+    /// Every key, in publishing order.
+    pub const ALL: [Key; 10] = [
+        Key::Selfballooning,
+        Key::Interval,
+        Key::DownHysteresis,
+        Key::UpHysteresis,
+        Key::MinUsableMb,
+        Key::ReservedMb,
+        Key::Mode,
+        Key::FrontswapSelfshrinking,
+        Key::FrontswapHysteresis,
+        Key::FrontswapInertia,
+    ];
+
+    /// The xenstore/sysfs name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Key::Selfballooning => "selfballooning",
+            Key::Interval => "selfballoon_interval",
+            Key::DownHysteresis => "selfballoon_downhysteresis",
+            Key::UpHysteresis => "selfballoon_uphysteresis",
+            Key::MinUsableMb => "selfballoon_min_usable_mb",
+            Key::ReservedMb => "selfballoon_reserved_mb",
+            Key::Mode => "mode",
+            Key::FrontswapSelfshrinking => "frontswap_selfshrinking",
+            Key::FrontswapHysteresis => "frontswap_hysteresis",
+            Key::FrontswapInertia => "frontswap_inertia",
+        }
+    }
+
+    /// Looks a name up (exact match).
+    pub fn from_name(name: &str) -> Option<Key> {
+        Key::ALL.iter().copied().find(|k| k.name() == name)
+    }
+}
+
+/// Why a value was rejected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    /// Not one of our tunables.
+    UnknownKey,
+    /// Empty (or just a newline).
+    Empty,
+    /// Something other than decimal digits (sign, space, letter, ...).
+    NotDecimal,
+    /// Larger than the C `unsigned int` (u32) it is stored in.
+    OutOfRange,
+    /// 0 where the tunable needs a positive number.
+    Zero,
+    /// A boolean other than 0 or 1.
+    NotBoolean,
+    /// A `mode` other than `2011` or `linux`.
+    UnknownMode,
+}
+
+impl RejectReason {
+    /// A short stable name, for status and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RejectReason::UnknownKey => "unknown-key",
+            RejectReason::Empty => "empty",
+            RejectReason::NotDecimal => "not-decimal",
+            RejectReason::OutOfRange => "out-of-range",
+            RejectReason::Zero => "zero",
+            RejectReason::NotBoolean => "not-boolean",
+            RejectReason::UnknownMode => "unknown-mode",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A value that was refused; the previous value stays in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejection {
+    /// The key as given, sanitized (see [`sanitize`]).
+    pub key: String,
+    /// The value as given, sanitized (see [`sanitize`]).
+    pub value: String,
+    /// Why.
+    pub reason: RejectReason,
+}
+
+impl Rejection {
+    fn new(key: &str, value: &str, reason: RejectReason) -> Self {
+        Rejection {
+            key: sanitize(key, MAX_REPORTED_LEN),
+            value: sanitize(value, MAX_REPORTED_LEN),
+            reason,
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}={:?}: {}", self.key, self.value, self.reason)
+    }
+}
+
+/// Makes an untrusted string safe to log and to write to xenstore: control
+/// characters (NUL, newline, ...) become `'?'`, and the result is cut at a
+/// character boundary to at most `max_bytes` bytes.
+pub fn sanitize(s: &str, max_bytes: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if out.len() + c.len_utf8() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// What to do with the tick timer after a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimerAction {
+    /// Leave it as it is.
+    Keep,
+    /// (Re)arm it for `interval_s` from now: something was enabled.
+    Start,
+    /// Stop it: nothing left to do on a tick.
+    Stop,
+}
+
+/// The outcome of an accepted [`Tunables::apply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Applied {
+    /// Which tunable.
+    pub key: Key,
+    /// The effective value differs from before.
+    pub changed: bool,
+    /// What the timer must do.
+    pub timer: TimerAction,
+    /// `selfballoon_interval` changed (re-arm with the new period if wanted;
+    /// the seed only picked it up at the next reschedule).
+    pub interval_changed: bool,
+}
+
+/// All tunables. Hysteresis and interval values are [`NonZeroU32`], so
+/// the arithmetic can divide by them without a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tunables {
+    /// Self-ballooning on.
+    pub selfballooning: bool,
+    /// Seconds between ticks.
+    pub interval_s: NonZeroU32,
+    /// Down-hysteresis: fraction 1/n of the gap per tick when shrinking.
+    pub downhysteresis: NonZeroU32,
+    /// Up-hysteresis: fraction 1/n of the gap per tick when growing.
+    pub uphysteresis: NonZeroU32,
+    /// Linux mode floor in MiB above totalreserve; 0 = piecewise floor.
+    pub min_usable_mb: u32,
+    /// Linux mode reserve added to the goal, MiB; 0 = 10% of boot RAM.
+    pub reserved_mb: u32,
+    /// Which controller.
+    pub mode: Mode,
+    /// Frontswap self-shrinking on. Off by default: the seed enabled it
+    /// only with tmem, which Xen 4.17 no longer has.
+    pub frontswap_selfshrinking: bool,
+    /// Frontswap shrink rate: 1/n of the pages per shrink.
+    pub frontswap_hysteresis: NonZeroU32,
+    /// Quiet ticks before frontswap shrinking starts.
+    pub frontswap_inertia: NonZeroU32,
+}
+
+const fn nz(v: u32) -> NonZeroU32 {
+    match NonZeroU32::new(v) {
+        Some(n) => n,
+        None => NonZeroU32::MIN,
+    }
+}
+
+impl Default for Tunables {
+    fn default() -> Self {
+        Tunables::new(DEFAULT_SELFBALLOONING)
+    }
+}
+
+impl Tunables {
+    /// The defaults, with self-ballooning on or off as the boot options
+    /// say (see [`boot_option`]).
+    pub const fn new(selfballooning: bool) -> Self {
+        Tunables {
+            selfballooning,
+            interval_s: nz(DEFAULT_INTERVAL_S),
+            downhysteresis: nz(DEFAULT_DOWNHYSTERESIS),
+            uphysteresis: nz(DEFAULT_UPHYSTERESIS),
+            min_usable_mb: 0,
+            reserved_mb: 0,
+            mode: Mode::Linux,
+            frontswap_selfshrinking: false,
+            frontswap_hysteresis: nz(DEFAULT_FRONTSWAP_HYSTERESIS),
+            frontswap_inertia: nz(DEFAULT_FRONTSWAP_INERTIA),
+        }
+    }
+
+    /// Whether the tick timer should run: either function is on (the
+    /// seed's `reset_timer` logic).
+    pub const fn timer_wanted(&self) -> bool {
+        self.selfballooning || self.frontswap_selfshrinking
+    }
+
+    /// The current value of `key`, as it would be published.
+    pub fn value_string(&self, key: Key) -> String {
+        use alloc::string::ToString;
+        match key {
+            Key::Selfballooning => u8::from(self.selfballooning).to_string(),
+            Key::Interval => self.interval_s.to_string(),
+            Key::DownHysteresis => self.downhysteresis.to_string(),
+            Key::UpHysteresis => self.uphysteresis.to_string(),
+            Key::MinUsableMb => self.min_usable_mb.to_string(),
+            Key::ReservedMb => self.reserved_mb.to_string(),
+            Key::Mode => self.mode.name().to_string(),
+            Key::FrontswapSelfshrinking => u8::from(self.frontswap_selfshrinking).to_string(),
+            Key::FrontswapHysteresis => self.frontswap_hysteresis.to_string(),
+            Key::FrontswapInertia => self.frontswap_inertia.to_string(),
+        }
+    }
+
+    /// Validates and applies `value` to the tunable named `key`. On error
+    /// nothing changes.
+    pub fn apply(&mut self, key: &str, value: &str) -> Result<Applied, Rejection> {
+        let reject = |reason| Rejection::new(key, value, reason);
+        let k = Key::from_name(key).ok_or_else(|| reject(RejectReason::UnknownKey))?;
+        let before = *self;
+        match k {
+            Key::Selfballooning => self.selfballooning = parse_bool(value).map_err(reject)?,
+            Key::FrontswapSelfshrinking => {
+                self.frontswap_selfshrinking = parse_bool(value).map_err(reject)?
+            }
+            Key::Interval => self.interval_s = parse_positive(value).map_err(reject)?,
+            Key::DownHysteresis => self.downhysteresis = parse_positive(value).map_err(reject)?,
+            Key::UpHysteresis => self.uphysteresis = parse_positive(value).map_err(reject)?,
+            Key::MinUsableMb => self.min_usable_mb = parse_positive(value).map_err(reject)?.get(),
+            Key::ReservedMb => self.reserved_mb = parse_positive(value).map_err(reject)?.get(),
+            Key::FrontswapHysteresis => {
+                self.frontswap_hysteresis = parse_positive(value).map_err(reject)?
+            }
+            Key::FrontswapInertia => {
+                self.frontswap_inertia = parse_positive(value).map_err(reject)?
+            }
+            Key::Mode => {
+                let s = strip_newline(value);
+                self.mode = Mode::from_name(s).ok_or_else(|| reject(RejectReason::UnknownMode))?;
+            }
+        }
+        let timer = match (before.timer_wanted(), self.timer_wanted()) {
+            (false, true) => TimerAction::Start,
+            (true, false) => TimerAction::Stop,
+            _ => TimerAction::Keep,
+        };
+        Ok(Applied {
+            key: k,
+            changed: before != *self,
+            timer,
+            interval_changed: before.interval_s != self.interval_s,
+        })
+    }
+}
+
+/// Maps a boot command-line word to the self-ballooning default it sets:
+/// `selfballooning` → `Some(true)`, `noselfballooning` → `Some(false)`,
+/// anything else → `None`. Feed the result (or
+/// [`DEFAULT_SELFBALLOONING`]) to [`Tunables::new`].
+pub fn boot_option(word: &str) -> Option<bool> {
+    match word {
+        "selfballooning" => Some(true),
+        "noselfballooning" => Some(false),
+        _ => None,
+    }
+}
+
+fn strip_newline(s: &str) -> &str {
+    s.strip_suffix('\n').unwrap_or(s)
+}
+
+/// Parses an unsigned decimal that fits a u32: digits only, one optional
+/// trailing newline.
+pub fn parse_u32(value: &str) -> Result<u32, RejectReason> {
+    let s = strip_newline(value);
+    if s.is_empty() {
+        return Err(RejectReason::Empty);
+    }
+    let mut acc: u32 = 0;
+    let mut overflow = false;
+    for b in s.bytes() {
+        if !b.is_ascii_digit() {
+            return Err(RejectReason::NotDecimal);
+        }
+        // Keep scanning after an overflow so that "99999999999x" reports
+        // the bad character rather than the size.
+        match acc
+            .checked_mul(10)
+            .and_then(|a| a.checked_add(u32::from(b - b'0')))
+        {
+            Some(a) => acc = a,
+            None => overflow = true,
+        }
+    }
+    if overflow {
+        Err(RejectReason::OutOfRange)
+    } else {
+        Ok(acc)
+    }
+}
+
+/// [`parse_u32`], rejecting 0.
+pub fn parse_positive(value: &str) -> Result<NonZeroU32, RejectReason> {
+    NonZeroU32::new(parse_u32(value)?).ok_or(RejectReason::Zero)
+}
+
+/// [`parse_u32`], accepting only 0 and 1.
+pub fn parse_bool(value: &str) -> Result<bool, RejectReason> {
+    match parse_u32(value) {
+        Ok(0) => Ok(false),
+        Ok(1) => Ok(true),
+        Ok(_) | Err(RejectReason::OutOfRange) => Err(RejectReason::NotBoolean),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+    use proptest::prelude::*;
+
+    #[test]
+    fn key_names_round_trip() {
+        for k in Key::ALL {
+            assert_eq!(Key::from_name(k.name()), Some(k));
+        }
+        assert_eq!(Key::from_name("selfballoon_interval\n"), None);
+    }
+
+    #[test]
+    fn numbers_hostile_strings() {
+        assert_eq!(parse_u32("5"), Ok(5));
+        assert_eq!(parse_u32("5\n"), Ok(5));
+        assert_eq!(parse_u32("007"), Ok(7));
+        assert_eq!(parse_u32("4294967295"), Ok(u32::MAX));
+        assert_eq!(parse_u32("4294967296"), Err(RejectReason::OutOfRange));
+        // 2^70 as digits
+        assert_eq!(
+            parse_u32("1180591620717411303424"),
+            Err(RejectReason::OutOfRange)
+        );
+        assert_eq!(parse_u32(""), Err(RejectReason::Empty));
+        assert_eq!(parse_u32("\n"), Err(RejectReason::Empty));
+        for bad in [
+            "-1", "abc", " 5", "5 ", "5x", "+5", "0x10", "5\n\n", "\n5", "5\r\n", "5\0", "1e3",
+            "٣", "5.0", "2^70",
+        ] {
+            assert_eq!(parse_u32(bad), Err(RejectReason::NotDecimal), "{bad:?}");
+        }
+        assert_eq!(parse_u32("99999999999999x"), Err(RejectReason::NotDecimal));
+        assert_eq!(parse_positive("0"), Err(RejectReason::Zero));
+        assert_eq!(parse_positive("000\n"), Err(RejectReason::Zero));
+        assert_eq!(parse_positive("3").map(|n| n.get()), Ok(3));
+    }
+
+    #[test]
+    fn booleans_only_zero_or_one() {
+        assert_eq!(parse_bool("0"), Ok(false));
+        assert_eq!(parse_bool("1\n"), Ok(true));
+        assert_eq!(parse_bool("01"), Ok(true));
+        assert_eq!(parse_bool("2"), Err(RejectReason::NotBoolean));
+        assert_eq!(parse_bool("99999999999"), Err(RejectReason::NotBoolean));
+        assert_eq!(parse_bool("true"), Err(RejectReason::NotDecimal));
+        assert_eq!(parse_bool(""), Err(RejectReason::Empty));
+    }
+
+    #[test]
+    fn rejection_leaves_value_in_force() {
+        let mut t = Tunables::default();
+        t.apply("selfballoon_downhysteresis", "2").unwrap();
+        for bad in ["0", "-1", "abc", "1180591620717411303424", "", " 5", "5x"] {
+            let before = t;
+            let r = t.apply("selfballoon_downhysteresis", bad).unwrap_err();
+            assert_eq!(t, before);
+            assert_eq!(r.key, "selfballoon_downhysteresis");
+            assert_eq!(r.value, sanitize(bad, MAX_REPORTED_LEN));
+        }
+        assert_eq!(t.downhysteresis.get(), 2);
+        let r = t.apply("selfballoon_downhysteresis", "0").unwrap_err();
+        assert_eq!(r.reason, RejectReason::Zero);
+        assert_eq!(format!("{r}"), "selfballoon_downhysteresis=\"0\": zero");
+    }
+
+    #[test]
+    fn min_usable_and_reserved_reject_zero_like_linux() {
+        let mut t = Tunables::default();
+        assert_eq!(t.min_usable_mb, 0);
+        assert_eq!(
+            t.apply("selfballoon_min_usable_mb", "0")
+                .unwrap_err()
+                .reason,
+            RejectReason::Zero
+        );
+        assert_eq!(
+            t.apply("selfballoon_reserved_mb", "0\n")
+                .unwrap_err()
+                .reason,
+            RejectReason::Zero
+        );
+        let a = t.apply("selfballoon_reserved_mb", "64").unwrap();
+        assert!(a.changed && !a.interval_changed);
+        assert_eq!(t.reserved_mb, 64);
+    }
+
+    #[test]
+    fn mode_values() {
+        let mut t = Tunables::default();
+        assert_eq!(t.mode, Mode::Linux);
+        assert!(t.apply("mode", "2011\n").unwrap().changed);
+        assert_eq!(t.mode, Mode::Seed2011);
+        for bad in ["Linux", "linux ", "2012", "", "linux\n\n"] {
+            assert_eq!(
+                t.apply("mode", bad).unwrap_err().reason,
+                RejectReason::UnknownMode
+            );
+        }
+        assert!(!t.apply("mode", "2011").unwrap().changed);
+        assert_eq!(t.value_string(Key::Mode), "2011");
+    }
+
+    #[test]
+    fn timer_follows_enable_disable_like_the_seed() {
+        let mut t = Tunables::new(false);
+        let a = t.apply("selfballooning", "1").unwrap();
+        assert_eq!((a.timer, a.changed), (TimerAction::Start, true));
+        // Writing 1 again: already running, nothing to do.
+        assert_eq!(
+            t.apply("selfballooning", "1").unwrap().timer,
+            TimerAction::Keep
+        );
+        // Frontswap on while selfballooning runs: timer already running.
+        assert_eq!(
+            t.apply("frontswap_selfshrinking", "1").unwrap().timer,
+            TimerAction::Keep
+        );
+        // Disabling one of two: still needed.
+        assert_eq!(
+            t.apply("selfballooning", "0").unwrap().timer,
+            TimerAction::Keep
+        );
+        assert_eq!(
+            t.apply("frontswap_selfshrinking", "0").unwrap().timer,
+            TimerAction::Stop
+        );
+        let a = t.apply("selfballoon_interval", "7").unwrap();
+        assert!(a.interval_changed && a.timer == TimerAction::Keep);
+        assert_eq!(t.value_string(Key::Interval), "7");
+        assert!(
+            !t.apply("selfballoon_interval", "7")
+                .unwrap()
+                .interval_changed
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_sanitizing() {
+        let mut t = Tunables::default();
+        let long = "k".repeat(500);
+        let r = t.apply(&long, "1").unwrap_err();
+        assert_eq!(r.reason, RejectReason::UnknownKey);
+        assert_eq!(r.key.len(), MAX_REPORTED_LEN);
+        let r = t.apply("selfballoon_interval", "1\0\n2").unwrap_err();
+        assert_eq!(r.value, "1??2");
+        // Multi-byte characters are cut at a boundary.
+        let r = t.apply("mode", &"é".repeat(100)).unwrap_err();
+        assert_eq!(r.value.len(), MAX_REPORTED_LEN);
+        assert_eq!(sanitize("aé", 2), "a");
+    }
+
+    #[test]
+    fn boot_options() {
+        assert_eq!(boot_option("selfballooning"), Some(true));
+        assert_eq!(boot_option("noselfballooning"), Some(false));
+        assert_eq!(boot_option("selfballooning=1"), None);
+        assert!(!Tunables::new(false).selfballooning);
+        assert!(Tunables::default().selfballooning);
+    }
+
+    proptest! {
+        #[test]
+        fn parser_agrees_with_reference(s in "\\PC{0,24}") {
+            let stripped = s.strip_suffix('\n').unwrap_or(&s);
+            let reference = if stripped.is_empty() {
+                Err(RejectReason::Empty)
+            } else if !stripped.bytes().all(|b| b.is_ascii_digit()) {
+                Err(RejectReason::NotDecimal)
+            } else {
+                stripped.parse::<u32>().map_err(|_| RejectReason::OutOfRange)
+            };
+            prop_assert_eq!(parse_u32(&s), reference);
+        }
+
+        #[test]
+        fn digits_round_trip(n in any::<u32>()) {
+            prop_assert_eq!(parse_u32(&format!("{n}\n")), Ok(n));
+        }
+
+        #[test]
+        fn apply_never_changes_state_on_error(key in "[a-z_]{0,30}", value in "\\PC{0,12}") {
+            let mut t = Tunables::default();
+            let before = t;
+            if t.apply(&key, &value).is_err() {
+                prop_assert_eq!(t, before);
+            }
+        }
+    }
+}

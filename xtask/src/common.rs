@@ -1,0 +1,224 @@
+//! Paths, the kernel build and small helpers shared by the subcommands.
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The repository root (the workspace containing xtask).
+pub fn root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent().unwrap_or(here).to_path_buf()
+}
+
+/// The cargo that runs us (so `cargo +toolchain xtask` stays consistent).
+pub fn cargo() -> Command {
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+/// Cargo's target directory, honouring CARGO_TARGET_DIR like cargo does.
+pub fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if !d.is_empty() => {
+            let p = PathBuf::from(d);
+            if p.is_absolute() {
+                p
+            } else {
+                std::env::current_dir().map(|c| c.join(&p)).unwrap_or(p)
+            }
+        }
+        _ => root().join("target"),
+    }
+}
+
+/// Where `cargo build --release` puts the kernel ELF.
+pub fn kernel_path() -> PathBuf {
+    target_dir().join("x86_64-unknown-linux-gnu/release/selfballoon")
+}
+
+/// Runs a command to completion with inherited output; errors on failure.
+pub fn run_status(cmd: &mut Command, what: &str) -> Result<()> {
+    let st = cmd
+        .status()
+        .with_context(|| format!("cannot run {what}"))?;
+    if !st.success() {
+        bail!("{what} failed ({st})");
+    }
+    Ok(())
+}
+
+/// `cargo build --release` of the kernel; returns the ELF path.
+pub fn build_kernel() -> Result<PathBuf> {
+    eprintln!("xtask: cargo build --release (kernel)");
+    run_status(
+        cargo().args(["build", "--release", "--bin", "selfballoon"]),
+        "cargo build --release",
+    )?;
+    let k = kernel_path();
+    if !k.is_file() {
+        bail!("cargo build succeeded but {} is missing", k.display());
+    }
+    Ok(k)
+}
+
+/// The kernel to run: `--kernel PATH` if given, else a fresh release build
+/// (or the existing ELF with `--no-build`).
+pub fn kernel(explicit: Option<&Path>, build: bool) -> Result<PathBuf> {
+    if let Some(k) = explicit {
+        if !k.is_file() {
+            bail!("kernel {} does not exist", k.display());
+        }
+        return Ok(k.to_path_buf());
+    }
+    if build {
+        return build_kernel();
+    }
+    let k = kernel_path();
+    if !k.is_file() {
+        bail!(
+            "no kernel at {} (run `cargo build --release` or drop --no-build)",
+            k.display()
+        );
+    }
+    Ok(k)
+}
+
+/// The selftest's result line, XTF style: `Test result: SUCCESS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestResult {
+    Success,
+    Failure,
+    Error,
+    Skip,
+}
+
+impl TestResult {
+    /// Finds `Test result: WORD` anywhere in a line (serial lines under
+    /// Xen carry `(XEN) [ts] (d0) ` prefixes).
+    pub fn parse_line(line: &str) -> Option<TestResult> {
+        let i = line.find("Test result: ")?;
+        let word = line[i + "Test result: ".len()..]
+            .split_whitespace()
+            .next()?;
+        match word {
+            "SUCCESS" => Some(TestResult::Success),
+            "FAILURE" => Some(TestResult::Failure),
+            "ERROR" => Some(TestResult::Error),
+            "SKIP" => Some(TestResult::Skip),
+            _ => None,
+        }
+    }
+
+    /// QEMU's exit status after the kernel wrote its isa-debug-exit code:
+    /// value v gives (v << 1) | 1; v = 0x10 + result index.
+    pub fn from_qemu_exit(code: i32) -> Option<TestResult> {
+        match code {
+            33 => Some(TestResult::Success),
+            35 => Some(TestResult::Failure),
+            37 => Some(TestResult::Error),
+            39 => Some(TestResult::Skip),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TestResult::Success => "SUCCESS",
+            TestResult::Failure => "FAILURE",
+            TestResult::Error => "ERROR",
+            TestResult::Skip => "SKIP",
+        }
+    }
+}
+
+/// `YYYYmmdd-HHMMSS` in UTC, for result folder names.
+pub fn utc_stamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+/// Last `n` lines of a text file (lossy), or a note why there are none.
+pub fn file_tail(path: &Path, n: usize) -> String {
+    match std::fs::read(path) {
+        Ok(b) => {
+            let s = String::from_utf8_lossy(&b);
+            let lines: Vec<&str> = s.lines().collect();
+            let mut out = String::new();
+            for l in &lines[lines.len().saturating_sub(n)..] {
+                out.push_str("    | ");
+                out.push_str(l);
+                out.push('\n');
+            }
+            if out.is_empty() {
+                out.push_str("    (empty)\n");
+            }
+            out
+        }
+        Err(e) => format!("    (cannot read {}: {e})\n", path.display()),
+    }
+}
+
+/// Escapes a command line for QEMU's `-initrd "file args,file2"` list, in
+/// which a literal comma is written as two.
+pub fn qemu_list_escape(s: &str) -> String {
+    s.replace(',', ",,")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn result_line() {
+        assert_eq!(
+            TestResult::parse_line("(XEN) [    3.1] (d0) Test result: SUCCESS"),
+            Some(TestResult::Success)
+        );
+        assert_eq!(
+            TestResult::parse_line("Test result: FAILURE (2 checks)"),
+            Some(TestResult::Failure)
+        );
+        assert_eq!(TestResult::parse_line("Test result: maybe"), None);
+        assert_eq!(TestResult::parse_line("no result"), None);
+    }
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(TestResult::from_qemu_exit(33), Some(TestResult::Success));
+        assert_eq!(TestResult::from_qemu_exit(39), Some(TestResult::Skip));
+        assert_eq!(TestResult::from_qemu_exit(0), None);
+    }
+
+    #[test]
+    fn stamp_shape() {
+        let s = utc_stamp();
+        assert_eq!(s.len(), 15);
+        assert_eq!(&s[8..9], "-");
+    }
+
+    #[test]
+    fn escape_commas() {
+        assert_eq!(qemu_list_escape("a=1,2 b"), "a=1,,2 b");
+    }
+}

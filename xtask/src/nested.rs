@@ -1,0 +1,358 @@
+//! Tier 3: Xen 4.17 in QEMU with a Debian dom0 that runs a scenario
+//! (tests/nested/<scenario>.sh) with the helpers of tests/nested/lib.sh.
+//!
+//! The run directory `results/<scenario>-<stamp>/` is shared with dom0
+//! over 9p (tag `rig`, mounted at /rig) and receives every result: the
+//! serial log, guest console logs (xenconsoled writes them there), CSVs,
+//! charts, metrics and the verdict file `result`.
+
+use crate::common;
+use crate::image;
+use crate::runner::{self, End, Verdict};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Xen's command line in the nested rig: the Debian kernel as PV dom0.
+const XEN_ARGS: &str = "loglvl=all guest_loglvl=all console=com1 noreboot \
+     console_timestamps=boot dom0_mem=512M,max:512M";
+/// dom0's kernel command line (its console is Xen's, i.e. the serial).
+const DOM0_ARGS: &str = "console=hvc0 loglevel=4";
+/// QEMU's RAM for Xen: 512 MiB go to dom0, the rest to guests.
+const QEMU_MEM_MIB: &str = "2048";
+/// Default scenario timeout when the script has no `# timeout: N` line.
+const DEFAULT_TIMEOUT_S: u64 = 300;
+
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub scenario: String,
+    pub timeout: Option<Duration>,
+    pub kernel: Option<PathBuf>,
+    /// Build the kernel first (otherwise use the existing ELF, if any).
+    pub build: bool,
+    pub verbose: bool,
+}
+
+/// What a finished run left behind.
+#[derive(Debug)]
+pub struct Outcome {
+    pub dir: PathBuf,
+    pub passed: bool,
+    pub summary: String,
+}
+
+/// Files in tests/nested/ that are not scenarios.
+const NOT_SCENARIOS: [&str; 3] = ["lib", "install-host-deps", "demo"];
+
+/// Scenario names in tests/nested/, the two basic ones first.
+pub fn scenarios() -> Result<Vec<String>> {
+    let dir = common::root().join("tests/nested");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.strip_suffix(".sh").map(str::to_string)
+        })
+        .filter(|n| !NOT_SCENARIOS.contains(&n.as_str()))
+        .collect();
+    let rank = |n: &str| match n {
+        "smoke" => 0,
+        "linux-baseline" => 1,
+        "balloon" => 2,
+        "selfballoon" => 3,
+        _ => 4,
+    };
+    names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
+    Ok(names)
+}
+
+fn scenario_path(name: &str) -> Result<PathBuf> {
+    let p = Path::new(name);
+    let path = if name.ends_with(".sh") && p.is_file() {
+        p.to_path_buf()
+    } else {
+        common::root().join("tests/nested").join(format!("{name}.sh"))
+    };
+    if !path.is_file() {
+        let known = scenarios().unwrap_or_default().join(", ");
+        bail!(
+            "no scenario {} (known: {known})",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// `# timeout: N` (seconds) in the scenario's header comments.
+fn declared_timeout(script: &str) -> Option<Duration> {
+    script
+        .lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .find_map(|l| l.trim_start_matches('#').trim().strip_prefix("timeout:"))
+        .and_then(|v| v.trim().parse().ok())
+        .map(Duration::from_secs)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
+    Ok(())
+}
+
+/// Lays out the run directory: lib, scenario, configs, kernel, job.
+fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Result<()> {
+    let root = common::root();
+    std::fs::create_dir_all(dir.join("cfg"))
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(dir.join("console"))?;
+    copy(&root.join("tests/nested/lib.sh"), &dir.join("lib.sh"))?;
+    copy(scenario, &dir.join("scenario.sh"))?;
+    let cfgdir = root.join("xen-config");
+    for e in std::fs::read_dir(&cfgdir)
+        .with_context(|| format!("cannot read {}", cfgdir.display()))?
+        .filter_map(|e| e.ok())
+    {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "cfg") {
+            copy(&p, &dir.join("cfg").join(e.file_name()))?;
+        }
+    }
+    if let Some(k) = kernel {
+        copy(k, &dir.join("selfballoon"))?;
+    }
+    // dom0's init runs `sh /rig/job.sh`; the helpers want bash.
+    let job = format!(
+        "#!/bin/sh\n# Written by cargo xtask nested; run by dom0's /init.\n\
+         export RIG_SCENARIO='{name}' RIG_DIR=/rig RIG_IMG=/img\n\
+         exec bash -c '. /rig/lib.sh && rig_run /rig/scenario.sh'\n"
+    );
+    std::fs::write(dir.join("job.sh"), job)?;
+    Ok(())
+}
+
+fn qemu_command(img: &Path, share: Option<&Path>, interactive: bool) -> Command {
+    let e = |p: &Path| common::qemu_list_escape(&p.to_string_lossy());
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", "qemu64,+svm,+npt"])
+        .args(["-m", QEMU_MEM_MIB, "-smp", "2", "-no-reboot"]);
+    if interactive {
+        cmd.arg("-nographic");
+    } else {
+        cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+    }
+    cmd.arg("-kernel")
+        .arg(img.join("xen"))
+        .args(["-append", XEN_ARGS, "-initrd"])
+        .arg(format!(
+            "{} {DOM0_ARGS},{}",
+            e(&img.join("vmlinuz")),
+            e(&img.join("dom0.cpio.gz"))
+        ))
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    if let Some(s) = share {
+        cmd.arg("-virtfs").arg(format!(
+            "local,path={},mount_tag=rig,security_model=none,id=rig",
+            e(s)
+        ));
+    }
+    cmd.arg("-virtfs").arg(format!(
+        "local,path={},mount_tag=img,security_model=none,readonly=on,id=img",
+        e(img)
+    ));
+    cmd
+}
+
+/// Resolves the guest kernel for a run: explicit, freshly built, or
+/// whatever is in the target dir (none is fine for Linux-only scenarios).
+fn guest_kernel(o: &Opts) -> Result<Option<PathBuf>> {
+    if o.kernel.is_some() || o.build {
+        return common::kernel(o.kernel.as_deref(), o.build).map(Some);
+    }
+    let k = common::kernel_path();
+    if k.is_file() {
+        Ok(Some(k))
+    } else {
+        eprintln!(
+            "xtask nested: no kernel at {} (only Linux guests will work)",
+            k.display()
+        );
+        Ok(None)
+    }
+}
+
+/// `cargo xtask nested <scenario>`: runs it and reports. Errors only on
+/// problems of the rig itself; a failed scenario is `passed: false`.
+pub fn run(o: &Opts) -> Result<Outcome> {
+    let scen = scenario_path(&o.scenario)?;
+    let name = scen
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| o.scenario.clone());
+    let script = std::fs::read_to_string(&scen)
+        .with_context(|| format!("cannot read {}", scen.display()))?;
+    let timeout = o
+        .timeout
+        .or_else(|| declared_timeout(&script))
+        .unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S));
+    let kernel = guest_kernel(o)?;
+    let img = image::ensure(false)?;
+    let dir = common::root()
+        .join("results")
+        .join(format!("{name}-{}", common::utc_stamp()));
+    prepare(&dir, &scen, &name, kernel.as_deref())?;
+    let cmd = qemu_command(&img, Some(&dir), false);
+    std::fs::write(dir.join("qemu-cmdline.txt"), format!("{cmd:?}\n"))?;
+    eprintln!(
+        "xtask nested {name}: Xen + Debian dom0 in QEMU (timeout {}s), results in {}",
+        timeout.as_secs(),
+        rel(&dir)
+    );
+
+    let mut step = String::from("boot");
+    let mut xen_panic = false;
+    let fin = runner::run(cmd, timeout, &dir.join("serial.log"), |line, t| {
+        let rig = line.strip_prefix("[rig] ");
+        if let Some(r) = rig {
+            if let Some(s) = r.strip_prefix("step: ") {
+                step = s.to_string();
+            }
+        }
+        let panic = line.contains("Panic on CPU") || line.contains("Kernel panic");
+        if o.verbose || rig.is_some() || panic {
+            println!("[{:6.1}s] {}", t.as_secs_f64(), rig.unwrap_or(line));
+        }
+        if panic {
+            xen_panic = true;
+            return Verdict::Stop {
+                grace: Duration::from_secs(5),
+            };
+        }
+        Verdict::Continue
+    })?;
+
+    let result = std::fs::read_to_string(dir.join("result")).unwrap_or_default();
+    let result = result.trim().to_string();
+    let secs = fin.elapsed.as_secs_f64();
+    let (passed, mut summary) = match fin.end {
+        End::Exit(Some(33)) if result.starts_with("PASS") => (true, result.clone()),
+        End::Timeout => (
+            false,
+            format!("timeout after {secs:.0}s (step: {step}){}", with(&result)),
+        ),
+        End::Exit(code) if !result.is_empty() => (
+            false,
+            format!("{result} (QEMU exit {})", code.unwrap_or(-1)),
+        ),
+        End::Exit(code) => (
+            false,
+            format!(
+                "no verdict from dom0 (QEMU exit {}, step: {step}){}",
+                code.map_or("signal".into(), |c| c.to_string()),
+                if xen_panic { "; a kernel or Xen panicked" } else { "" }
+            ),
+        ),
+        End::Stopped => (
+            false,
+            format!("panic in Xen or dom0 after {secs:.0}s (step: {step})"),
+        ),
+    };
+
+    for csv in files_with_ext(&dir, "csv") {
+        let svg = csv.with_extension("svg");
+        match crate::plot::render(&csv, &svg) {
+            Ok(()) => eprintln!("chart: {}", rel(&svg)),
+            Err(e) => eprintln!("chart for {} failed: {e:#}", rel(&csv)),
+        }
+    }
+    let metrics = std::fs::read_to_string(dir.join("metrics.txt")).unwrap_or_default();
+    for m in metrics.lines() {
+        println!("metric: {m}");
+    }
+
+    if !passed {
+        let mut msg = format!(
+            "nested {name}: FAIL: {summary}\n  serial log tail:\n{}",
+            fin.tail_text(20)
+        );
+        for log in files_with_ext(&dir.join("console"), "log") {
+            msg.push_str(&format!(
+                "  console {}:\n{}",
+                rel(&log),
+                common::file_tail(&log, 20)
+            ));
+        }
+        eprintln!("{msg}");
+    }
+    summary = format!("{summary} ({secs:.0}s)");
+    println!(
+        "nested {name}: {} {summary}\n  logs: {}",
+        if passed { "PASS" } else { "FAIL" },
+        rel(&dir)
+    );
+    Ok(Outcome {
+        dir,
+        passed,
+        summary,
+    })
+}
+
+/// `cargo xtask nested shell`: boots the rig with a shell on dom0's
+/// console (no job), for poking at xl by hand. Exit the shell to stop.
+pub fn shell(o: &Opts) -> Result<()> {
+    let kernel = guest_kernel(o)?;
+    let img = image::ensure(false)?;
+    let dir = common::root()
+        .join("results")
+        .join(format!("shell-{}", common::utc_stamp()));
+    std::fs::create_dir_all(dir.join("cfg"))?;
+    prepare(&dir, &common::root().join("tests/nested/lib.sh"), "shell", kernel.as_deref())?;
+    std::fs::remove_file(dir.join("job.sh"))?;
+    eprintln!(
+        "xtask nested shell: /rig is {}; `. /rig/lib.sh` for the helpers; Ctrl-A x quits QEMU",
+        rel(&dir)
+    );
+    common::run_status(&mut qemu_command(&img, Some(&dir), true), "qemu")
+}
+
+fn with(result: &str) -> String {
+    if result.is_empty() {
+        String::new()
+    } else {
+        format!("; last verdict: {result}")
+    }
+}
+
+fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == ext))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A path relative to the repository root when it is inside it.
+pub fn rel(p: &Path) -> String {
+    p.strip_prefix(common::root())
+        .unwrap_or(p)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_header() {
+        let s = "#!/bin/bash\n# Smoke test.\n# timeout: 180\n\nstep x\n# timeout: 5\n";
+        assert_eq!(declared_timeout(s), Some(Duration::from_secs(180)));
+        assert_eq!(declared_timeout("step x\n# timeout: 5"), None);
+    }
+}

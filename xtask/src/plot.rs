@@ -1,0 +1,228 @@
+//! SVG charts of the rig's memory samples.
+//!
+//! CSV layout written by lib.sh's sampler: `t` (seconds), `free_mib`
+//! (host free memory), then per domain `<dom>.mem_mib` (`xl list`),
+//! `<dom>.target_kib` (memory/target) and any sampled xenstore keys as
+//! `<dom>.<key>` or `<key>`. Values in KiB are drawn in MiB. Empty cells
+//! (domain not there yet) leave gaps.
+
+use anyhow::{anyhow, bail, Context, Result};
+use plotters::prelude::*;
+use std::path::Path;
+
+/// One column of the CSV: header name and values (None = empty cell).
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+pub fn parse_csv(text: &str) -> Result<Vec<Column>> {
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header = lines.next().ok_or_else(|| anyhow!("empty CSV"))?;
+    let mut cols: Vec<Column> = header
+        .split(',')
+        .map(|n| Column {
+            name: n.trim().to_string(),
+            values: Vec::new(),
+        })
+        .collect();
+    for (i, l) in lines.enumerate() {
+        let cells: Vec<&str> = l.split(',').collect();
+        if cells.len() != cols.len() {
+            // A row cut short by the end of the run: ignore it.
+            if i > 0 {
+                continue;
+            }
+            bail!("row {} has {} cells, header has {}", i + 2, cells.len(), cols.len());
+        }
+        for (c, v) in cols.iter_mut().zip(cells) {
+            c.values.push(v.trim().parse::<f64>().ok());
+        }
+    }
+    Ok(cols)
+}
+
+/// How a column is drawn: in MiB, with a label, or not at all.
+fn scale_of(name: &str) -> Option<f64> {
+    if name == "t" {
+        return None;
+    }
+    if name.ends_with("_mib") {
+        return Some(1.0);
+    }
+    let leaf = name.rsplit('/').next().unwrap_or(name);
+    let kib_keys = [
+        "target_kib",
+        "current",
+        "target",
+        "ballooned",
+        "committed",
+        "goal",
+        "static-max",
+        "meminfo_total",
+        "meminfo_free",
+    ];
+    if name.ends_with("_kib") || kib_keys.contains(&leaf) {
+        return Some(1.0 / 1024.0);
+    }
+    None
+}
+
+/// Runs of consecutive samples with values (gaps split lines).
+fn segments(t: &[Option<f64>], v: &[Option<f64>], scale: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut out = vec![Vec::new()];
+    for (x, y) in t.iter().zip(v) {
+        match (x, y) {
+            (Some(x), Some(y)) => out.last_mut().map_or((), |s| s.push((*x, y * scale))),
+            _ => {
+                if out.last().is_some_and(|s| !s.is_empty()) {
+                    out.push(Vec::new());
+                }
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws `csv` as an SVG chart at `svg`.
+pub fn render(csv: &Path, svg: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(csv).with_context(|| format!("cannot read {}", csv.display()))?;
+    let cols = parse_csv(&text)?;
+    let t = cols
+        .iter()
+        .find(|c| c.name == "t")
+        .ok_or_else(|| anyhow!("no `t` column"))?;
+    let tmax = t.values.iter().flatten().cloned().fold(1.0, f64::max);
+    let plotted: Vec<(&Column, f64)> = cols
+        .iter()
+        .filter_map(|c| scale_of(&c.name).map(|s| (c, s)))
+        .collect();
+    let ymax = plotted
+        .iter()
+        .flat_map(|(c, s)| c.values.iter().flatten().map(move |v| v * s))
+        .fold(16.0, f64::max)
+        * 1.08;
+    let title = csv
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+
+    let root = SVGBackend::new(svg, (1100, 600)).into_drawing_area();
+    let err = |e: &dyn std::fmt::Display| anyhow!("drawing {}: {e}", svg.display());
+    root.fill(&WHITE).map_err(|e| err(&e))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{title}: memory over time"), ("sans-serif", 20))
+        .margin(14)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0f64..tmax, 0f64..ymax)
+        .map_err(|e| err(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc("time (s)")
+        .y_desc("MiB")
+        .draw()
+        .map_err(|e| err(&e))?;
+
+    // Colour per domain (the part before the first '.'); host series grey.
+    let mut domains: Vec<String> = Vec::new();
+    for (c, scale) in &plotted {
+        let (colour, width, dashed) = match c.name.split_once('.') {
+            None => (RGBColor(120, 120, 120), 2, false),
+            Some((dom, key)) => {
+                let i = domains.iter().position(|d| d == dom).unwrap_or_else(|| {
+                    domains.push(dom.to_string());
+                    domains.len() - 1
+                });
+                let main = key == "mem_mib";
+                (PALETTE[i % PALETTE.len()], if main { 3 } else { 1 }, !main)
+            }
+        };
+        let style = ShapeStyle::from(&colour).stroke_width(width);
+        let mut first = true;
+        for seg in segments(&t.values, &c.values, *scale) {
+            let anno = if dashed {
+                chart
+                    .draw_series(DashedLineSeries::new(seg, 6, 4, style))
+                    .map_err(|e| err(&e))?
+            } else {
+                chart
+                    .draw_series(LineSeries::new(seg, style))
+                    .map_err(|e| err(&e))?
+            };
+            if first {
+                let label = if *scale == 1.0 {
+                    c.name.clone()
+                } else {
+                    format!("{} (KiB→MiB)", c.name)
+                };
+                anno.label(label).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], style)
+                });
+                first = false;
+            }
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| err(&e))?;
+    root.present().map_err(|e| err(&e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_and_gaps() {
+        let cols = parse_csv("t,free_mib,a.mem_mib\n0,100,\n1,90,10\n2,80,12\n3,70,\n4,75,9\n5,7")
+            .unwrap();
+        assert_eq!(cols.len(), 3);
+        assert_eq!(cols[2].values.len(), 5);
+        let segs = segments(&cols[0].values, &cols[2].values, 1.0);
+        assert_eq!(segs, vec![vec![(1.0, 10.0), (2.0, 12.0)], vec![(4.0, 9.0)]]);
+    }
+
+    #[test]
+    fn scales() {
+        assert_eq!(scale_of("free_mib"), Some(1.0));
+        assert_eq!(scale_of("g.target_kib"), Some(1.0 / 1024.0));
+        assert_eq!(scale_of("g.data/selfballoon/goal"), Some(1.0 / 1024.0));
+        assert_eq!(scale_of("g.data/selfballoon/ticks"), None);
+        assert_eq!(scale_of("t"), None);
+    }
+
+    #[test]
+    fn renders_svg() {
+        let dir = std::env::temp_dir().join(format!("xtask-plot-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("m.csv");
+        std::fs::write(
+            &csv,
+            "t,free_mib,g.mem_mib,g.target_kib\n0,1000,256,262144\n1,1100,128,131072\n",
+        )
+        .unwrap();
+        let svg = dir.join("m.svg");
+        render(&csv, &svg).unwrap();
+        let s = std::fs::read_to_string(&svg).unwrap();
+        assert!(s.contains("<svg") && s.contains("g.mem_mib"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,208 @@
+//! Tier 1 (the kernel straight under QEMU) and tier 2 (Xen in QEMU with
+//! our kernel as the PVH dom0).
+
+use crate::common::{self, TestResult};
+use crate::runner::{self, End, Verdict};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// Options shared by `qemu` and `dom0`.
+#[derive(Debug, Clone)]
+pub struct Opts {
+    pub kernel: Option<PathBuf>,
+    pub build: bool,
+    pub timeout: Duration,
+    pub verbose: bool,
+    pub cmdline: String,
+}
+
+/// The Xen command line for tier 2; the dom0 is our kernel (PVH).
+const XEN_DOM0_ARGS: &str = "loglvl=all guest_loglvl=all console=com1 noreboot \
+     console_timestamps=boot dom0=pvh dom0_mem=256M,max:256M";
+
+fn result_dir(kind: &str) -> Result<PathBuf> {
+    let d = common::root()
+        .join("results")
+        .join(format!("{kind}-{}", common::utc_stamp()));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
+}
+
+/// The uncompressed Xen image QEMU's multiboot loader needs: the host's
+/// /boot/xen-4.17-amd64.gz (install-host-deps.sh), unpacked into the cache
+/// once per content, or the one from the nested rig's image.
+pub fn xen_image() -> Result<PathBuf> {
+    let gz = Path::new("/boot/xen-4.17-amd64.gz");
+    if gz.is_file() {
+        let data = std::fs::read(gz).with_context(|| format!("cannot read {}", gz.display()))?;
+        let key = crate::image::short_hash(&[("xen.gz", &data)]);
+        let out = crate::image::cache_root().join(format!("xen-{key}"));
+        if !out.is_file() {
+            std::fs::create_dir_all(crate::image::cache_root())?;
+            let tmp = out.with_extension("tmp");
+            let f = std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?;
+            let st = Command::new("gzip")
+                .arg("-dc")
+                .arg(gz)
+                .stdout(f)
+                .status()
+                .context("cannot run gzip")?;
+            if !st.success() {
+                bail!("gzip -dc {} failed", gz.display());
+            }
+            std::fs::rename(&tmp, &out)?;
+        }
+        return Ok(out);
+    }
+    let img = crate::image::ensure(false)?;
+    Ok(img.join("xen"))
+}
+
+/// Tier 1: `qemu-system-x86_64 -kernel selfballoon`, no hypervisor.
+pub fn tier1(o: &Opts) -> Result<()> {
+    let kernel = common::kernel(o.kernel.as_deref(), o.build)?;
+    let dir = result_dir("qemu")?;
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", "256"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .args(["-no-reboot", "-kernel"])
+        .arg(&kernel)
+        .args(["-append", &o.cmdline])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    eprintln!(
+        "xtask qemu: {} \"{}\" (timeout {}s)",
+        kernel.display(),
+        o.cmdline,
+        o.timeout.as_secs()
+    );
+    judge(cmd, o, &dir, false)
+}
+
+/// Tier 2: Xen in QEMU, our kernel as the PVH dom0.
+pub fn tier2(o: &Opts) -> Result<()> {
+    let kernel = common::kernel(o.kernel.as_deref(), o.build)?;
+    let xen = xen_image()?;
+    let dir = result_dir("dom0")?;
+    let module = format!(
+        "{} {}",
+        common::qemu_list_escape(&kernel.to_string_lossy()),
+        common::qemu_list_escape(&o.cmdline)
+    );
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(["-accel", "tcg", "-machine", "q35", "-device", "intel-iommu"])
+        .args(["-cpu", "qemu64,+svm,+npt", "-m", "2048", "-smp", "2"])
+        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+        .args(["-no-reboot", "-kernel"])
+        .arg(&xen)
+        .args(["-append", XEN_DOM0_ARGS, "-initrd", &module])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    eprintln!(
+        "xtask dom0: Xen {} + dom0 {} \"{}\" (timeout {}s)",
+        xen.display(),
+        kernel.display(),
+        o.cmdline,
+        o.timeout.as_secs()
+    );
+    judge(cmd, o, &dir, true)
+}
+
+/// Runs the QEMU command, streams the kernel's lines, and decides.
+fn judge(cmd: Command, o: &Opts, dir: &Path, under_xen: bool) -> Result<()> {
+    let log = dir.join("serial.log");
+    let mut results: Vec<TestResult> = Vec::new();
+    let mut xen_panic = false;
+    let fin = runner::run(cmd, o.timeout, &log, |line, t| {
+        // Under Xen only the dom0's own lines (`(d0) ...`) and Xen's
+        // alarms are interesting; the rest goes to the log.
+        let ours = !under_xen || line.contains("(d0)");
+        let alarm = under_xen && (line.contains("Panic on CPU") || line.contains("FATAL"));
+        if o.verbose || ours || alarm {
+            let shown = match line.find("(d0) ") {
+                Some(i) if !o.verbose => &line[i + 5..],
+                _ => line,
+            };
+            println!("[{:6.1}s] {shown}", t.as_secs_f64());
+        }
+        if alarm && line.contains("Panic on CPU") {
+            xen_panic = true;
+            return Verdict::Stop {
+                grace: Duration::from_secs(3),
+            };
+        }
+        if let Some(r) = TestResult::parse_line(line) {
+            results.push(r);
+            // QEMU should exit at once through isa-debug-exit; under Xen
+            // a dom0 that fell back to SCHEDOP_shutdown leaves Xen idling.
+            return Verdict::Stop {
+                grace: Duration::from_secs(10),
+            };
+        }
+        Verdict::Continue
+    })?;
+    let fail = |why: String| -> Result<()> {
+        bail!(
+            "{why}\n  last output:\n{}  full log: {}",
+            fin.tail_text(25),
+            log.display()
+        )
+    };
+    let secs = fin.elapsed.as_secs_f64();
+    if xen_panic {
+        return fail(format!("Xen panicked after {secs:.1}s"));
+    }
+    let code_result = match fin.end {
+        End::Exit(Some(c)) => TestResult::from_qemu_exit(c),
+        _ => None,
+    };
+    match (results.as_slice(), fin.end) {
+        ([], End::Timeout) => fail(format!(
+            "timeout after {secs:.1}s without a `Test result:` line"
+        )),
+        ([], End::Exit(c)) => fail(format!(
+            "QEMU exited {} after {secs:.1}s without a `Test result:` line{}",
+            c.map_or("by a signal".to_string(), |c| c.to_string()),
+            match c {
+                Some(0) => " (reset/triple fault with -no-reboot?)",
+                Some(c) if TestResult::from_qemu_exit(c).is_some() => {
+                    " (the kernel exited through isa-debug-exit without printing it)"
+                }
+                _ => "",
+            }
+        )),
+        ([r], end) => {
+            if let Some(c) = code_result {
+                if c != *r {
+                    return fail(format!(
+                        "result line says {} but the exit code says {}",
+                        r.name(),
+                        c.name()
+                    ));
+                }
+            } else if !under_xen {
+                return fail(format!(
+                    "result {} printed but QEMU did not exit through isa-debug-exit ({end:?})",
+                    r.name()
+                ));
+            }
+            if *r != TestResult::Success {
+                return fail(format!("Test result: {} ({secs:.1}s)", r.name()));
+            }
+            let how = match end {
+                End::Exit(_) => "QEMU exited through isa-debug-exit",
+                _ => "QEMU stopped after the result (no isa-debug-exit)",
+            };
+            println!(
+                "xtask: Test result: SUCCESS in {secs:.1}s ({how}); log: {}",
+                log.display()
+            );
+            Ok(())
+        }
+        (many, _) => fail(format!(
+            "{} `Test result:` lines (expected exactly one)",
+            many.len()
+        )),
+    }
+}
