@@ -109,6 +109,7 @@ fn bench_ours(order: &[usize]) -> (f64, f64) {
     let mut fa = FrameAllocator::new(&mut meta, 0, &ram).expect("allocator");
     let hot = measure(HOT_ITERS, || {
         for _ in 0..HOT_ITERS {
+            let fa = black_box(&mut fa);
             let p = black_box(fa.alloc().expect("frame"));
             fa.free(p).expect("free");
         }
@@ -129,6 +130,7 @@ fn bench_lifo(order: &[usize]) -> (f64, f64) {
     let mut l = Lifo::new(FRAMES + 64);
     let hot = measure(HOT_ITERS, || {
         for _ in 0..HOT_ITERS {
+            let l = black_box(&mut l);
             let p = black_box(l.alloc().expect("frame"));
             l.free(p);
         }

@@ -598,7 +598,7 @@ impl Balloon {
     ) -> Result<(), BalloonError> {
         loop {
             let counts = frames.counts();
-            let free = counts.free_pages();
+            let free = counts.free_pages;
             if free >= pages {
                 return Ok(());
             }

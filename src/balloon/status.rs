@@ -66,7 +66,7 @@ impl BalloonStatus {
             clamped: b.clamped(),
             ballooned_kib: pages_to_kib(counts.ballooned_pages),
             total_kib: pages_to_kib(counts.total_pages),
-            free_kib: pages_to_kib(counts.free_pages()),
+            free_kib: pages_to_kib(counts.free_pages),
             last_error: b.last_error.map(|e| e.errno()),
             backoff_s: b.backoff_s(),
             limit: b.limit,

@@ -1,12 +1,23 @@
 //! The kernel proper: boot sequence, main loop, selftest. This is the glue
 //! between the hardware/hypervisor base and the host-testable logic.
 
+pub mod boot;
 pub mod console;
 pub mod exit;
 pub mod platform;
+pub mod selftest;
+pub mod store;
+
+use alloc::string::String;
 
 use crate::arch::x86_64::{gdt, idt, trap};
+use crate::cmdline::{self, KernelArgs};
+use crate::mm::frame::FrameAllocator;
 use crate::mm::heap::KernelHeap;
+use crate::xen::hypercall::{self, XenCpuid};
+use crate::xen::{abi, calls};
+
+use exit::TestResult;
 
 /// Where the kernel image lies, and the addresses of assembly symbols the
 /// binary passes in (the library does not link against them).
@@ -17,33 +28,228 @@ pub struct Image {
     pub isr_stubs: u64,
 }
 
+/// Where the kernel finds itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// No hypervisor: QEMU direct boot.
+    Bare,
+    /// Xen's initial domain (PVH dom0): real hypercalls, no xenstore.
+    Dom0,
+    /// An ordinary guest created by the toolstack.
+    DomU,
+}
+
+/// The running kernel's state, owned by the main loop.
+#[derive(Debug)]
+pub struct Kernel {
+    pub role: Role,
+    pub xen: Option<XenCpuid>,
+    pub args: KernelArgs,
+    pub boot: boot::BootInfo,
+    pub frames: FrameAllocator<'static>,
+    pub heap: &'static KernelHeap,
+    pub events: Option<platform::Events>,
+    pub store: Option<store::XenStore>,
+    pub image: Image,
+}
+
+/// Initial heap, before the frame allocator exists: enough to parse the
+/// start info and memory map.
+const BOOT_HEAP_BYTES: usize = 256 * 1024;
+
+#[repr(C, align(4096))]
+struct BootHeap([u8; BOOT_HEAP_BYTES]);
+
+static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_BYTES]);
+
+/// Heap taken from the frame allocator at boot, in pages (4 MiB).
+const HEAP_PAGES: u64 = 1024;
+
+struct XenExit {
+    role: Role,
+}
+
+impl exit::Exit for XenExit {
+    fn exit(&self, result: TestResult) -> ! {
+        if self.role == Role::Dom0 {
+            // The rig's QEMU has an isa-debug-exit device: leave through it
+            // with a code that tells the result.
+            exit::qemu_debug_exit(result);
+        }
+        let reason = if result == TestResult::Success || result == TestResult::Skip {
+            abi::SHUTDOWN_poweroff
+        } else {
+            abi::SHUTDOWN_crash
+        };
+        let e = calls::sched_shutdown(reason);
+        log::error!("SCHEDOP_shutdown failed: {e}");
+        loop {
+            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+        }
+    }
+}
+
+static DOMU_EXIT: XenExit = XenExit { role: Role::DomU };
+static DOM0_EXIT: XenExit = XenExit { role: Role::Dom0 };
+
+fn fail_boot(what: &str, detail: &str) -> ! {
+    log::error!("boot failed: {what}: {detail}");
+    crate::println!("Test result: ERROR");
+    exit::finish(TestResult::Error)
+}
+
 /// Kernel main, called once from `kernel_entry`.
 pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> ! {
-    console::enable_serial();
+    let xen = hypercall::detect();
+    match xen {
+        Some(x) => {
+            console::enable_e9();
+            // SAFETY: Xen was detected and the image is identity mapped.
+            unsafe { hypercall::init(x) };
+        }
+        None => console::enable_serial(),
+    }
     console::init_logger(log::LevelFilter::Info);
     gdt::init();
     // SAFETY: image.isr_stubs is the address of boot/isr.S's stubs and the
     // GDT/TSS are loaded.
     unsafe { idt::init(image.isr_stubs) };
     trap::set_fatal_hook(exit::fatal_trap);
+    trap::set_breakpoint_hook(selftest::on_breakpoint);
+
+    let boot_heap = core::ptr::addr_of_mut!(BOOT_HEAP) as *mut u8;
+    // SAFETY: BOOT_HEAP is a static region used by nothing else, handed
+    // to the heap once, here.
+    if let Err(e) = unsafe { heap.add_region(boot_heap, BOOT_HEAP_BYTES) } {
+        fail_boot("boot heap", &alloc::format!("{e:?}"));
+    }
+
+    let mut info = match boot::read_boot_info(start_info_paddr, image, xen.is_some()) {
+        Ok(i) => i,
+        Err(e) => fail_boot("start info", &e),
+    };
+    let parsed = cmdline::parse(info.start_info.cmdline.as_deref().unwrap_or(""));
+    if let Some(level) = parsed.args.loglevel {
+        console::init_logger(level);
+    }
+    for w in &parsed.unknown {
+        log::warn!("cmdline: ignoring unknown word '{w}'");
+    }
+    for e in &parsed.errors {
+        log::warn!("cmdline: '{}': {}", e.word, e.kind);
+    }
+    let role = match xen {
+        None => Role::Bare,
+        Some(_) if info.start_info.is_initial_domain() => Role::Dom0,
+        Some(_) => Role::DomU,
+    };
+    match role {
+        Role::Dom0 => exit::set_exit(&DOM0_EXIT),
+        Role::DomU => exit::set_exit(&DOMU_EXIT),
+        Role::Bare => {}
+    }
     log::info!(
-        "selfballoon: image {:#x}-{:#x}, start info at {:#x}",
+        "selfballoon: {:?}, image {:#x}-{:#x}, start info v{} at {:#x}, cmdline '{}'",
+        role,
         image.start,
         image.end,
-        start_info_paddr
+        info.start_info.version,
+        start_info_paddr,
+        info.start_info.cmdline.as_deref().unwrap_or("")
     );
-    let _ = heap;
-    exit::finish(exit::TestResult::Success)
+    if let Some(x) = xen {
+        let (maj, min) = hypercall::cpuid_version(x);
+        log::info!("xen: {maj}.{min} (cpuid base {:#x})", x.base);
+    }
+
+    let mut frames = match boot::init_frames(&mut info) {
+        Ok(f) => f,
+        Err(e) => fail_boot("frames", &e),
+    };
+    if let Err(e) = boot::grow_heap(&mut frames, heap, HEAP_PAGES) {
+        fail_boot("heap", &e);
+    }
+    let c = frames.counts();
+    log::info!(
+        "memory: {} RAM ranges{}, {} frames ({} MiB): {} free, {} reserved",
+        info.ram.len(),
+        if info.memmap_from_xen { " (XENMEM_memory_map)" } else { "" },
+        c.total_pages,
+        c.total_pages / 256,
+        c.free_pages,
+        c.reserved_pages
+    );
+
+    let mut k = Kernel {
+        role,
+        xen,
+        args: parsed.args,
+        boot: info,
+        frames,
+        heap,
+        events: None,
+        store: None,
+        image,
+    };
+    if xen.is_some() {
+        if let Err(e) = k.init_xen() {
+            fail_boot("xen", &e);
+        }
+    }
+    if k.args.selftest {
+        let r = selftest::run(&mut k);
+        crate::println!("Test result: {}", r.as_str());
+        exit::finish(r)
+    }
+    crate::kernel::run(&mut k)
+}
+
+impl Kernel {
+    /// Shared info, events, timer; for a domU also the PV console and
+    /// xenstore.
+    fn init_xen(&mut self) -> Result<(), String> {
+        let pfn = self
+            .frames
+            .alloc()
+            .ok_or_else(|| String::from("no frame for shared info"))?;
+        // SAFETY: `pfn` was just allocated for this and is never freed; the
+        // IDT is loaded.
+        let ev = unsafe { platform::init_events(pfn) }
+            .map_err(|e| alloc::format!("events: {e}"))?;
+        console::set_clock(crate::xen::time::now_ns);
+        log::info!("events: callback vector {:#x}, timer port {}", platform::CALLBACK_VECTOR, ev.timer_port);
+        self.events = Some(ev);
+        if self.role == Role::DomU {
+            match store::init_console() {
+                Ok(()) => log::info!("console: PV ring attached"),
+                Err(e) => log::warn!("console: no PV ring: {e}"),
+            }
+            match store::connect(ev) {
+                Ok(s) => self.store = Some(s),
+                Err(e) => log::warn!("xenstore: unavailable: {e}"),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Normal operation (no selftest): the balloon and controller main loop.
+pub fn run(k: &mut Kernel) -> ! {
+    log::info!("no main loop yet for {:?}; idling", k.role);
+    loop {
+        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+    }
 }
 
 /// The panic handler's body.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     log::error!("PANIC: {info}");
-    exit::finish(exit::TestResult::Error)
+    crate::println!("Test result: ERROR");
+    exit::finish(TestResult::Error)
 }
 
 /// Stops the kernel after an impossible runtime event.
 pub fn abort(what: &str) -> ! {
     log::error!("abort: {what}");
-    exit::finish(exit::TestResult::Error)
+    exit::finish(TestResult::Error)
 }

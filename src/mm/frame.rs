@@ -145,6 +145,8 @@ pub struct Allocation {
 pub struct FrameCounts {
     /// RAM frames covered.
     pub total_pages: u64,
+    /// All free frames (`free_clean_pages + free_dirty_pages`).
+    pub free_pages: u64,
     /// Free frames known to be zero.
     pub free_clean_pages: u64,
     /// Free frames that may hold data.
@@ -160,11 +162,6 @@ pub struct FrameCounts {
 }
 
 impl FrameCounts {
-    /// All free frames.
-    pub const fn free_pages(&self) -> u64 {
-        self.free_clean_pages.saturating_add(self.free_dirty_pages)
-    }
-
     /// Frames backed by memory (everything not ballooned).
     pub const fn populated_pages(&self) -> u64 {
         self.total_pages.saturating_sub(self.ballooned_pages)
@@ -242,7 +239,6 @@ pub struct FrameAllocator<'m> {
     dirty: List,
     ballooned: List,
     total_pages: u64,
-    allocated_pages: u64,
     taken_pages: u64,
     reserved_pages: u64,
 }
@@ -301,7 +297,6 @@ impl<'m> FrameAllocator<'m> {
             dirty: List::EMPTY,
             ballooned: List::EMPTY,
             total_pages: 0,
-            allocated_pages: 0,
             taken_pages: 0,
             reserved_pages: 0,
         };
@@ -336,6 +331,7 @@ impl<'m> FrameAllocator<'m> {
         self.base_pfn + self.meta.len() as u64
     }
 
+    #[inline]
     fn index(&self, pfn: Pfn) -> Result<u32, FrameError> {
         match pfn.checked_sub(self.base_pfn) {
             Some(i) if i < self.meta.len() as u64 => Ok(i as u32),
@@ -400,27 +396,36 @@ impl<'m> FrameAllocator<'m> {
 
     /// Allocates one frame: a recently freed one if any, else the lowest
     /// clean one. O(1).
+    #[inline]
     pub fn alloc(&mut self) -> Option<Pfn> {
         self.alloc_frame().map(|a| a.pfn)
     }
 
     /// Like [`alloc`](Self::alloc), and says whether the frame is known
     /// to be zero.
+    #[inline]
     pub fn alloc_frame(&mut self) -> Option<Allocation> {
-        let (which, i) = if self.dirty.head != NIL {
-            (Which::Dirty, self.dirty.head)
+        let (list, zeroed) = if self.dirty.head != NIL {
+            (&mut self.dirty, false)
         } else if self.clean.head != NIL {
-            (Which::Clean, self.clean.head)
+            (&mut self.clean, true)
         } else {
             return None;
         };
-        let (meta, list) = self.split(which);
-        unlink(meta, list, i);
-        let m = &mut meta[i as usize];
-        let zeroed = !m.dirty;
+        // Pop the head (its `prev` is already NIL).
+        let i = list.head;
+        let m = &mut self.meta[i as usize];
+        // Links of frames on no list are don't-care: leave `next`.
+        let next = m.next;
         m.state = FrameState::Allocated;
         m.dirty = true;
-        self.allocated_pages += 1;
+        list.head = next;
+        if next == NIL {
+            list.tail = NIL;
+        } else {
+            self.meta[next as usize].prev = NIL;
+        }
+        list.len -= 1;
         Some(Allocation {
             pfn: self.pfn_of(i),
             zeroed,
@@ -429,13 +434,35 @@ impl<'m> FrameAllocator<'m> {
 
     /// Returns an allocated frame. Double frees and frames that were never
     /// allocated are refused. O(1).
+    #[inline]
     pub fn free(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        let i = self.expect(pfn, FrameState::Allocated)?;
-        let (meta, list) = self.split(Which::Dirty);
-        meta[i as usize].state = FrameState::Free;
-        meta[i as usize].dirty = true;
-        push_front(meta, list, i);
-        self.allocated_pages -= 1;
+        let head = self.dirty.head;
+        let Some((i, m)) = pfn
+            .checked_sub(self.base_pfn)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| Some((i as u32, self.meta.get_mut(i)?)))
+        else {
+            return Err(FrameError::OutOfRange(pfn));
+        };
+        if m.state != FrameState::Allocated {
+            return Err(FrameError::WrongState {
+                pfn,
+                expected: FrameState::Allocated,
+                found: m.state,
+            });
+        }
+        // Push on the front of the dirty list.
+        m.state = FrameState::Free;
+        m.dirty = true;
+        m.prev = NIL;
+        m.next = head;
+        if head == NIL {
+            self.dirty.tail = i;
+        } else {
+            self.meta[head as usize].prev = i;
+        }
+        self.dirty.head = i;
+        self.dirty.len += 1;
         Ok(())
     }
 
@@ -444,7 +471,6 @@ impl<'m> FrameAllocator<'m> {
         let i = self.expect(pfn, FrameState::Free)?;
         self.unlink_free(i, FrameState::Allocated);
         self.meta[i as usize].dirty = true;
-        self.allocated_pages += 1;
         Ok(())
     }
 
@@ -573,7 +599,6 @@ impl<'m> FrameAllocator<'m> {
             self.unlink_free(i, FrameState::Allocated);
             self.meta[i as usize].dirty = true;
         }
-        self.allocated_pages += count;
         Some(start)
     }
 
@@ -616,9 +641,10 @@ impl<'m> FrameAllocator<'m> {
     pub fn counts(&self) -> FrameCounts {
         FrameCounts {
             total_pages: self.total_pages,
+            free_pages: self.clean.len + self.dirty.len,
             free_clean_pages: self.clean.len,
             free_dirty_pages: self.dirty.len,
-            allocated_pages: self.allocated_pages,
+            allocated_pages: self.handed_out_pages(),
             taken_pages: self.taken_pages,
             ballooned_pages: self.ballooned.len,
             reserved_pages: self.reserved_pages,
@@ -630,9 +656,20 @@ impl<'m> FrameAllocator<'m> {
         self.clean.len + self.dirty.len
     }
 
-    /// Allocated frames (including taken ones in transit to the balloon).
+    /// Allocated frames (not counting taken ones in transit to the
+    /// balloon). Derived from the other counts, which keeps the hot paths
+    /// one counter lighter.
     pub fn allocated_pages(&self) -> u64 {
-        self.allocated_pages + self.taken_pages
+        self.handed_out_pages()
+    }
+
+    fn handed_out_pages(&self) -> u64 {
+        self.total_pages
+            - self.reserved_pages
+            - self.clean.len
+            - self.dirty.len
+            - self.taken_pages
+            - self.ballooned.len
     }
 
     /// Ballooned frames.
@@ -694,7 +731,7 @@ impl<'m> FrameAllocator<'m> {
         let [_, reserved, free, allocated, taken, ballooned] = by_state;
         if reserved != self.reserved_pages
             || free != self.clean.len + self.dirty.len
-            || allocated != self.allocated_pages
+            || allocated != self.handed_out_pages()
             || taken != self.taken_pages
             || ballooned != self.ballooned.len
         {
@@ -906,7 +943,7 @@ mod tests {
         }
         let count = |s| model.values().filter(|(st, _)| *st == s).count() as u64;
         let c = fa.counts();
-        assert_eq!(c.free_pages(), count(FrameState::Free));
+        assert_eq!(c.free_pages, count(FrameState::Free));
         assert_eq!(c.allocated_pages, count(FrameState::Allocated));
         assert_eq!(c.ballooned_pages, count(FrameState::Ballooned));
         assert_eq!(c.taken_pages, count(FrameState::Taken));

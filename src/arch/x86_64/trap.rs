@@ -48,6 +48,10 @@ pub type FatalHook = fn(frame: &TrapFrame) -> !;
 static IRQ_HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 static PAGE_FAULT: AtomicUsize = AtomicUsize::new(0);
 static FATAL: AtomicUsize = AtomicUsize::new(0);
+static BREAKPOINT: AtomicUsize = AtomicUsize::new(0);
+
+/// Called for `int3`; execution resumes after the instruction.
+pub type BreakpointHook = fn(frame: &TrapFrame);
 
 /// Registers `handler` for external interrupt `vector` (32..=255).
 pub fn set_irq_handler(vector: u8, handler: IrqHandler) {
@@ -62,6 +66,12 @@ pub fn set_page_fault_handler(handler: FaultHandler) {
 /// Registers what runs after a fatal exception has been reported.
 pub fn set_fatal_hook(hook: FatalHook) {
     FATAL.store(hook as usize, Ordering::Release);
+}
+
+/// Registers a hook for `int3` (the selftest uses it to prove that the
+/// IDT, the IST stacks and the return path work).
+pub fn set_breakpoint_hook(hook: BreakpointHook) {
+    BREAKPOINT.store(hook as usize, Ordering::Release);
 }
 
 /// Name of an exception vector.
@@ -117,6 +127,15 @@ pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
             log::warn!("spurious interrupt on vector {vector}");
         }
         return;
+    }
+    if vector == 3 {
+        let h = BREAKPOINT.load(Ordering::Acquire);
+        if h != 0 {
+            // SAFETY: only set_breakpoint_hook stores non-zero values.
+            let hook: BreakpointHook = unsafe { core::mem::transmute::<usize, BreakpointHook>(h) };
+            hook(frame);
+            return;
+        }
     }
     let cr2 = if vector == 14 { read_cr2() } else { 0 };
     if vector == 14 {

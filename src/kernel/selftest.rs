@@ -1,0 +1,477 @@
+//! In-guest checks against whatever the kernel finds itself on: bare QEMU,
+//! Xen as dom0, or Xen as a domU with xenstore. One line per check, then
+//! the caller prints exactly one `Test result:` line (XTF convention).
+
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::x86_64::cpu;
+use crate::arch::x86_64::trap::TrapFrame;
+use crate::mm::PAGE_SIZE;
+use crate::xen::ops::MemoryOps;
+use crate::xen::xenstore::Store;
+use crate::xen::{abi, calls, events, time};
+
+use super::exit::TestResult;
+use super::platform::{self, Wake};
+use super::{Kernel, Role};
+
+static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);
+
+/// `int3` hook: counts and resumes.
+pub fn on_breakpoint(_frame: &TrapFrame) {
+    BREAKPOINTS.fetch_add(1, Ordering::Relaxed);
+}
+
+enum Outcome {
+    Pass(String),
+    Fail(String),
+    Skip(&'static str),
+}
+
+struct Report {
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+}
+
+impl Report {
+    fn record(&mut self, name: &str, o: Outcome) {
+        match o {
+            Outcome::Pass(d) => {
+                self.passed += 1;
+                crate::println!("selftest: PASS {name}: {d}");
+            }
+            Outcome::Fail(d) => {
+                self.failed += 1;
+                crate::println!("selftest: FAIL {name}: {d}");
+            }
+            Outcome::Skip(why) => {
+                self.skipped += 1;
+                crate::println!("selftest: SKIP {name}: {why}");
+            }
+        }
+    }
+}
+
+fn check(cond: bool, pass: String, fail: String) -> Outcome {
+    if cond {
+        Outcome::Pass(pass)
+    } else {
+        Outcome::Fail(fail)
+    }
+}
+
+/// Runs every check that can run here.
+pub fn run(k: &mut Kernel) -> TestResult {
+    let mut r = Report {
+        passed: 0,
+        failed: 0,
+        skipped: 0,
+    };
+    crate::println!("selftest: starting as {:?}", k.role);
+    r.record("start-info", start_info(k));
+    r.record("cmdline", Outcome::Pass(String::from("selftest word seen")));
+    r.record("traps", traps());
+    r.record("sse", sse());
+    r.record("heap", heap(k));
+    r.record("frames", frames(k));
+    let xen = k.xen.is_some();
+    let no_xen = "no hypervisor";
+    r.record("xen-version", if xen { xen_version() } else { Outcome::Skip(no_xen) });
+    r.record("reservation", if xen { reservation(k) } else { Outcome::Skip(no_xen) });
+    r.record("memory-map", if xen { memory_map() } else { Outcome::Skip(no_xen) });
+    r.record("balloon-hypercalls", if xen { balloon_roundtrip(k) } else { Outcome::Skip(no_xen) });
+    r.record("time", if xen { clock() } else { Outcome::Skip(no_xen) });
+    r.record("timer", if xen { timer(k) } else { Outcome::Skip(no_xen) });
+    r.record("evtchn", if xen { evtchn() } else { Outcome::Skip(no_xen) });
+    r.record("tmem-probe", if xen { tmem_probe() } else { Outcome::Skip(no_xen) });
+    let xs_skip = match k.role {
+        Role::Bare => Some(no_xen),
+        Role::Dom0 => Some("dom0 has no xenstore here"),
+        Role::DomU if k.store.is_none() => None,
+        Role::DomU => None,
+    };
+    match xs_skip {
+        Some(why) => {
+            r.record("xenstore", Outcome::Skip(why));
+            r.record("xenstore-watch", Outcome::Skip(why));
+        }
+        None => {
+            r.record("xenstore", xenstore(k));
+            r.record("xenstore-watch", xenstore_watch(k));
+        }
+    }
+    crate::println!(
+        "selftest: {} passed, {} failed, {} skipped",
+        r.passed,
+        r.failed,
+        r.skipped
+    );
+    if r.failed > 0 {
+        TestResult::Failure
+    } else if r.passed == 0 {
+        TestResult::Skip
+    } else {
+        TestResult::Success
+    }
+}
+
+fn start_info(k: &Kernel) -> Outcome {
+    let ram_pages: u64 = k.boot.ram.iter().map(|r| r.count).sum();
+    check(
+        ram_pages > 0 && !k.boot.memmap.is_empty(),
+        format!(
+            "v{}, flags {:#x}, {} map entries{}, {} MiB RAM",
+            k.boot.start_info.version,
+            k.boot.start_info.flags,
+            k.boot.memmap.len(),
+            if k.boot.memmap_from_xen { " (from XENMEM_memory_map)" } else { "" },
+            ram_pages / 256
+        ),
+        String::from("no RAM in the memory map"),
+    )
+}
+
+fn traps() -> Outcome {
+    let before = BREAKPOINTS.load(Ordering::Relaxed);
+    // SAFETY: int3 raises #BP, whose handler (on_breakpoint, on an IST
+    // stack) counts and returns to the next instruction.
+    unsafe { core::arch::asm!("int3") };
+    let after = BREAKPOINTS.load(Ordering::Relaxed);
+    check(
+        after == before + 1,
+        String::from("int3 handled on its IST stack and returned"),
+        format!("breakpoint count {before} -> {after}"),
+    )
+}
+
+fn sse() -> Outcome {
+    let v: Vec<f64> = (1..=16).map(|i| f64::from(i) * 0.5).collect();
+    let s: f64 = core::hint::black_box(&v).iter().map(|x| x * x).sum();
+    check(
+        s == 374.0,
+        String::from("f64 arithmetic via SSE"),
+        format!("sum of squares {s} != 374"),
+    )
+}
+
+fn heap(k: &Kernel) -> Outcome {
+    let b = Box::new([7u8; 64 * 1024]);
+    let v: Vec<u64> = (0..10_000).collect();
+    let ok = b.iter().all(|&x| x == 7) && v.iter().sum::<u64>() == 49_995_000;
+    let s = k.heap.stats();
+    check(
+        ok,
+        format!(
+            "{} KiB in {} regions, {} KiB used",
+            s.size_bytes / 1024,
+            s.regions,
+            s.used_bytes / 1024
+        ),
+        String::from("heap data corrupted"),
+    )
+}
+
+fn frames(k: &mut Kernel) -> Outcome {
+    let before = k.frames.counts();
+    let mut got = Vec::new();
+    for _ in 0..64 {
+        match k.frames.alloc() {
+            Some(p) => got.push(p),
+            None => return Outcome::Fail(String::from("alloc failed")),
+        }
+    }
+    // Write and read back through the identity map.
+    for &p in &got {
+        let ptr = (p * PAGE_SIZE) as *mut u64;
+        // SAFETY: the frame was just allocated to us and is identity
+        // mapped RAM.
+        unsafe { ptr.write_volatile(p ^ 0x5a5a) };
+    }
+    let mut bad = 0;
+    for &p in &got {
+        // SAFETY: as above.
+        if unsafe { ((p * PAGE_SIZE) as *const u64).read_volatile() } != p ^ 0x5a5a {
+            bad += 1;
+        }
+    }
+    let run = k.frames.alloc_contiguous(16, 16);
+    for p in got {
+        if k.frames.free(p).is_err() {
+            bad += 1;
+        }
+    }
+    if let Some(start) = run {
+        for p in start..start + 16 {
+            if k.frames.free(p).is_err() {
+                bad += 1;
+            }
+        }
+    }
+    let after = k.frames.counts();
+    let inv = k.frames.check_invariants();
+    check(
+        bad == 0 && run.is_some_and(|s| s % 16 == 0) && before.free_pages == after.free_pages && inv.is_ok(),
+        format!("64 single + 16 aligned contiguous frames, {} free", after.free_pages),
+        format!("bad={bad} run={run:?} free {}->{} inv={inv:?}", before.free_pages, after.free_pages),
+    )
+}
+
+fn xen_version() -> Outcome {
+    match calls::xen_version() {
+        Ok((maj, min)) => {
+            let extra = calls::xen_extraversion().ok();
+            let extra = extra
+                .map(|b| {
+                    let n = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                    String::from_utf8_lossy(&b[..n]).into_owned()
+                })
+                .unwrap_or_default();
+            Outcome::Pass(format!("Xen {maj}.{min}{extra}"))
+        }
+        Err(e) => Outcome::Fail(format!("xen_version: {e}")),
+    }
+}
+
+fn reservation(_k: &Kernel) -> Outcome {
+    let mut m = calls::XenMemory::new();
+    match (m.current_reservation(), m.maximum_reservation()) {
+        (Ok(cur), Ok(max)) => check(
+            cur > 0 && cur <= max,
+            format!("current {cur} pages ({} MiB), max {max}", cur / 256),
+            format!("current {cur} > max {max}"),
+        ),
+        (a, b) => Outcome::Fail(format!("current {a:?}, maximum {b:?}")),
+    }
+}
+
+fn memory_map() -> Outcome {
+    match calls::memory_map(128) {
+        Ok(v) => check(
+            !v.is_empty(),
+            format!("{} e820 entries", v.len()),
+            String::from("empty map"),
+        ),
+        Err(e) => Outcome::Fail(format!("XENMEM_memory_map: {e}")),
+    }
+}
+
+/// Decrease a batch of pages, populate them back, compare the reservation
+/// and check they read as zero.
+fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
+    const N: usize = 64;
+    let mut m = calls::XenMemory::new();
+    let before = match m.current_reservation() {
+        Ok(c) => c,
+        Err(e) => return Outcome::Fail(format!("current_reservation: {e}")),
+    };
+    let mut pfns = Vec::new();
+    for _ in 0..N {
+        match k.frames.alloc() {
+            Some(p) => pfns.push(p),
+            None => return Outcome::Fail(String::from("no frames")),
+        }
+    }
+    for &p in &pfns {
+        // SAFETY: allocated to us, identity mapped; dirty it so that the
+        // zero check after populate means something.
+        unsafe { core::ptr::write_bytes((p * PAGE_SIZE) as *mut u8, 0xa5, PAGE_SIZE as usize) };
+    }
+    let t0 = time::now_ns();
+    let released = m.decrease_reservation(&pfns);
+    let t1 = time::now_ns();
+    let mid = m.current_reservation();
+    let released = match released {
+        Ok(n) => n,
+        Err(e) => return Outcome::Fail(format!("decrease_reservation: {e}")),
+    };
+    let populated = m.populate_physmap(&pfns[..released]);
+    let t2 = time::now_ns();
+    let after = m.current_reservation();
+    let mut nonzero = 0usize;
+    if let Ok(n) = populated {
+        for &p in &pfns[..n] {
+            // SAFETY: repopulated, identity mapped, ours.
+            let page = unsafe { core::slice::from_raw_parts((p * PAGE_SIZE) as *const u8, PAGE_SIZE as usize) };
+            if page.iter().any(|&b| b != 0) {
+                nonzero += 1;
+            }
+        }
+    }
+    for p in pfns {
+        let _ = k.frames.free(p);
+    }
+    let ok = released == N
+        && mid == Ok(before - N as u64)
+        && populated == Ok(N)
+        && after == Ok(before)
+        && nonzero == 0;
+    check(
+        ok,
+        format!(
+            "{N} pages: {before} -> {:?} -> {:?} pages, read back zero; decrease {} us, populate {} us",
+            mid.unwrap_or(0),
+            after.unwrap_or(0),
+            (t1 - t0) / 1000,
+            (t2 - t1) / 1000
+        ),
+        format!(
+            "released {released}, reservation {before} -> {mid:?} -> {after:?}, populated {populated:?}, {nonzero} non-zero pages"
+        ),
+    )
+}
+
+fn clock() -> Outcome {
+    let a = time::now_ns();
+    let mut x = 0u64;
+    for i in 0..100_000u64 {
+        x = x.wrapping_add(core::hint::black_box(i));
+    }
+    let b = time::now_ns();
+    check(
+        a > 0 && b > a,
+        format!("Xen system time {} ms, advancing ({} ns for a loop of {})", a / 1_000_000, b - a, x % 7 + 100_000 - x % 7),
+        format!("time did not advance: {a} -> {b}"),
+    )
+}
+
+fn timer(k: &Kernel) -> Outcome {
+    let Some(ev) = k.events else {
+        return Outcome::Fail(String::from("events not initialised"));
+    };
+    let before = events::UPCALLS.load(Ordering::Relaxed);
+    let t0 = time::now_ns();
+    let deadline = t0 + 20_000_000;
+    // Wait on the timer port itself: the VIRQ must fire.
+    let w = platform::wait(&ev, &[ev.timer_port], deadline + 1_000_000_000);
+    let t1 = time::now_ns();
+    let upcalls = events::UPCALLS.load(Ordering::Relaxed) - before;
+    let _ = calls::set_singleshot_timer(t1); // (re-armed by wait as needed)
+    check(
+        w == Wake::Port(ev.timer_port) || (t1 >= deadline && upcalls > 0),
+        format!("VIRQ_TIMER after {} us, {upcalls} upcalls", (t1 - t0) / 1000),
+        format!("wake {w:?} after {} us, {upcalls} upcalls", (t1 - t0) / 1000),
+    )
+}
+
+fn evtchn() -> Outcome {
+    const VIRQ_DEBUG: u32 = 1;
+    let port = match calls::bind_virq(VIRQ_DEBUG, 0) {
+        Ok(p) => p,
+        Err(e) => return Outcome::Fail(format!("bind_virq(DEBUG): {e}")),
+    };
+    let unmask = calls::evtchn_unmask(port);
+    let close = calls::evtchn_close(port);
+    let reclose = calls::evtchn_close(port);
+    check(
+        unmask.is_ok() && close.is_ok() && reclose.is_err(),
+        format!("bound VIRQ_DEBUG to port {port}, unmasked, closed; second close {reclose:?}"),
+        format!("unmask {unmask:?}, close {close:?}, second close {reclose:?}"),
+    )
+}
+
+fn tmem_probe() -> Outcome {
+    let mut op = abi::tmem_op::new_pool([0, 0], abi::tmem_pool_flags(abi::TMEM_POOL_PERSIST));
+    // SAFETY: a valid tmem_op; Xen >= 4.13 does not look at it.
+    let r = unsafe {
+        crate::xen::hypercall::hypercall2(
+            crate::xen::hypercall::nr::TMEM_OP,
+            &mut op as *mut _ as u64,
+            0,
+        )
+    };
+    match r {
+        Err(e) if e == crate::xen::errno::Errno::ENOSYS => {
+            Outcome::Pass(String::from("tmem absent (ENOSYS): in-guest pool will be used"))
+        }
+        Err(e) => Outcome::Pass(format!("tmem unavailable ({e})")),
+        Ok(id) => Outcome::Pass(format!("tmem present, pool {id}")),
+    }
+}
+
+fn xenstore(k: &mut Kernel) -> Outcome {
+    let Some(xs) = k.store.as_mut() else {
+        return Outcome::Fail(String::from("no xenstore connection"));
+    };
+    let domid = match xs.domid() {
+        Ok(d) => d,
+        Err(e) => return Outcome::Fail(format!("read domid: {e}")),
+    };
+    let target = xs.read_u64("memory/target");
+    let max = xs.read_u64("memory/static-max");
+    let w = xs.write("data/selfballoon/selftest", "1");
+    let back = xs.read("data/selfballoon/selftest");
+    let dir = xs.directory("data/selfballoon");
+    let rm = xs.rm("data/selfballoon/selftest");
+    let gone = xs.read("data/selfballoon/selftest");
+    let tx = xs.transaction(|t| {
+        let v = t.read("memory/target")?;
+        t.write("data/selfballoon/tx", &v)
+    });
+    let ok = target.is_ok()
+        && max.is_ok()
+        && w.is_ok()
+        && back.as_deref() == Ok("1")
+        && dir.as_ref().is_ok_and(|d| d.iter().any(|e| e == "selftest"))
+        && rm.is_ok()
+        && gone.is_err()
+        && tx.is_ok();
+    check(
+        ok,
+        format!(
+            "domid {domid}, memory/target {} KiB, static-max {} KiB, write/read/dir/rm/transaction ok",
+            target.unwrap_or(0),
+            max.unwrap_or(0)
+        ),
+        format!("target {target:?} max {max:?} write {w:?} back {back:?} dir {dir:?} rm {rm:?} gone {gone:?} tx {tx:?}"),
+    )
+}
+
+fn xenstore_watch(k: &mut Kernel) -> Outcome {
+    let Some(xs) = k.store.as_mut() else {
+        return Outcome::Fail(String::from("no xenstore connection"));
+    };
+    let path = match xs.home_path() {
+        Ok(h) => format!("{h}/memory/selfballoon/selftest-ping"),
+        Err(e) => return Outcome::Fail(format!("home path: {e}")),
+    };
+    if let Err(e) = xs.watch(&path, "selftest") {
+        return Outcome::Fail(format!("watch: {e}"));
+    }
+    // The initial event fires at once (xenstored's watch semantics).
+    let deadline = time::now_ns() + 30_000_000_000;
+    let mut initial = false;
+    let mut fired = false;
+    crate::println!("selftest: waiting for watch on {path}");
+    while time::now_ns() < deadline && !fired {
+        let _ = xs.poll();
+        if let Ok(evs) = xs.take_watch_events("selftest") {
+            for p in evs {
+                if !initial {
+                    initial = true;
+                } else if p == path {
+                    fired = true;
+                }
+            }
+        }
+        if !fired {
+            let port = super::store::store_port(xs);
+            if let Some(ev) = k.events {
+                let _ = platform::wait(&ev, &[port], (time::now_ns() + 100_000_000).min(deadline));
+            } else {
+                cpu::relax();
+            }
+        }
+    }
+    let value = xs.read(&path).ok();
+    let _ = xs.unwatch(&path, "selftest");
+    check(
+        fired,
+        format!("watch fired after dom0 wrote {path} = {value:?}"),
+        format!("no watch event in 30 s (initial event seen: {initial})"),
+    )
+}
