@@ -24,7 +24,14 @@ pub struct TimeInfo {
 impl TimeInfo {
     /// Nanoseconds of Xen system time at TSC value `tsc`.
     pub fn ns_at(&self, tsc: u64) -> u64 {
-        let mut delta = tsc.saturating_sub(self.tsc_timestamp);
+        // Free-running u64 arithmetic, as pvclock defines it: with a TSC
+        // offset the guest's timestamp can be "negative" (seen on Xen 4.17:
+        // tsc_timestamp 0xffff_ffff_dd0f_..., TSC 0x9a9e_...). A TSC
+        // slightly behind the stamp (another CPU's record) counts as 0.
+        let mut delta = match tsc.wrapping_sub(self.tsc_timestamp) {
+            d if (d as i64) < 0 => 0,
+            d => d,
+        };
         if self.tsc_shift >= 0 {
             delta = delta.checked_shl(self.tsc_shift as u32).unwrap_or(u64::MAX);
         } else {
@@ -57,6 +64,15 @@ fn read_record(p: *const vcpu_time_info) -> TimeInfo {
         }
         cpu::relax();
     }
+}
+
+/// The current time record of vCPU 0 and the TSC, for diagnostics.
+pub fn record() -> Option<(TimeInfo, u64)> {
+    events::shared_info_ptr().map(|sh| {
+        // SAFETY: projection to vcpu 0's time record; no reference made.
+        let p = unsafe { core::ptr::addr_of!((*sh).vcpu_info[0].time) };
+        (read_record(p), cpu::rdtsc())
+    })
 }
 
 /// Xen system time in ns (time since the domain's host booted, monotonic),
@@ -100,6 +116,12 @@ mod tests {
         assert_eq!(t.ns_at(3000), 6_000);
         // TSC behind the timestamp (another vCPU's record): no underflow.
         assert_eq!(t.ns_at(10), 5_000);
+        // A timestamp that wrapped below zero (TSC offset), as measured.
+        let w = TimeInfo {
+            tsc_timestamp: 0u64.wrapping_sub(1000),
+            ..t
+        };
+        assert_eq!(w.ns_at(1000), 5_000 + 1000);
         let s = TimeInfo {
             tsc_shift: -1,
             ..t
