@@ -184,9 +184,8 @@ fn bench_lla(order: &[usize]) -> (f64, f64) {
             }
         }
     });
-    drop(heap);
     // SAFETY: `mem` was allocated above with `backing`, and the heap that
-    // used it is gone.
+    // used it is not used any more (it holds no destructor).
     unsafe { std::alloc::dealloc(mem, backing) };
     (hot, random)
 }
@@ -197,7 +196,10 @@ fn main() {
     let (lifo_hot, lifo_rand) = bench_lifo(&order);
     let (lla_hot, lla_rand) = bench_lla(&order);
     println!("frame allocator benchmark (median of {REPEATS}, {FRAMES} frames)");
-    println!("{:<24} {:>16} {:>24}", "allocator", "alloc+free ns", "random release ns/frame");
+    println!(
+        "{:<24} {:>16} {:>24}",
+        "allocator", "alloc+free ns", "random release ns/frame"
+    );
     for (name, hot, rand) in [
         ("ours", ours_hot, ours_rand),
         ("intrusive LIFO", lifo_hot, lifo_rand),

@@ -130,8 +130,14 @@ const KERNEL: u64 = 64;
 fn ram() -> Vec<PfnRange> {
     // A hole at 160..256 like the legacy VGA/BIOS area.
     vec![
-        PfnRange { start: 0, count: 160 },
-        PfnRange { start: 256, count: FRAMES - 256 },
+        PfnRange {
+            start: 0,
+            count: 160,
+        },
+        PfnRange {
+            start: 256,
+            count: FRAMES - 256,
+        },
     ]
 }
 
@@ -163,7 +169,9 @@ fn check(fa: &FrameAllocator<'_>, xen: &mut FakeXen, held: &BTreeSet<Pfn>) {
     for pfn in fa.base_pfn()..fa.end_pfn() {
         match fa.state(pfn).unwrap() {
             FrameState::Absent => assert!(!xen.backed.contains(&pfn)),
-            FrameState::Ballooned => assert!(!xen.backed.contains(&pfn), "pfn {pfn} ballooned but backed"),
+            FrameState::Ballooned => {
+                assert!(!xen.backed.contains(&pfn), "pfn {pfn} ballooned but backed")
+            }
             s => assert!(xen.backed.contains(&pfn), "pfn {pfn} {s:?} but not backed"),
         }
     }
@@ -204,7 +212,10 @@ fn shrinks_and_grows_to_toolstack_target() {
     let mut b = Balloon::new(config(), fa.counts());
     let total = fa.total_pages();
     // Unknown toolstack target: hold the start size.
-    assert_eq!(b.step(&mut xen, &mut fa, &mut s, 0).progress, Progress::Reached);
+    assert_eq!(
+        b.step(&mut xen, &mut fa, &mut s, 0).progress,
+        Progress::Reached
+    );
     assert_eq!(b.target_pages(), total);
 
     b.set_toolstack_target_kib(Some(4 * 1000));
@@ -393,8 +404,11 @@ fn scrub_is_called_exactly_for_dirty_frames() {
         let scrubbed: BTreeSet<Pfn> = s.0.iter().copied().collect();
         assert_eq!(scrubbed.len(), s.0.len(), "a frame scrubbed twice");
         let released: BTreeSet<Pfn> = xen.released.iter().copied().collect();
-        let dirty_released: BTreeSet<Pfn> =
-            used[50..].iter().copied().filter(|p| released.contains(p)).collect();
+        let dirty_released: BTreeSet<Pfn> = used[50..]
+            .iter()
+            .copied()
+            .filter(|p| released.contains(p))
+            .collect();
         assert!(!dirty_released.is_empty());
         if scrub_on {
             assert_eq!(scrubbed, dirty_released);
@@ -455,7 +469,10 @@ fn pod_boot_releases_untouched_high_frames_first() {
     assert!(held.iter().all(|p| !released.contains(p)));
     assert!(s.0.is_empty());
     // Without memory/target the driver holds this size.
-    assert_eq!(b.step(&mut xen, &mut fa, &mut s, 0).progress, Progress::Reached);
+    assert_eq!(
+        b.step(&mut xen, &mut fa, &mut s, 0).progress,
+        Progress::Reached
+    );
     // The toolstack target (static-max based) settles the rest.
     b.set_static_max_kib(Some(4 * (FRAMES + 8)));
     b.set_toolstack_target_kib(Some(4 * (1400 + FRAMES + 8 - fa.total_pages())));
@@ -496,10 +513,19 @@ fn target_parsing_is_strict_and_errors_change_nothing() {
     assert_eq!(parse_target_kib("262144"), Ok(262144));
     assert_eq!(parse_target_kib("0"), Ok(0));
     assert_eq!(parse_target_kib("18446744073709551615"), Ok(u64::MAX));
-    assert_eq!(parse_target_kib("18446744073709551616"), Err(TargetParseError::Overflow));
+    assert_eq!(
+        parse_target_kib("18446744073709551616"),
+        Err(TargetParseError::Overflow)
+    );
     assert_eq!(parse_target_kib(""), Err(TargetParseError::Empty));
-    for bad in ["-1", "+1", " 1", "1 ", "1\n", "0x10", "1e6", "١٢", "12kB", "1\0"] {
-        assert_eq!(parse_target_kib(bad), Err(TargetParseError::NotDigits), "{bad:?}");
+    for bad in [
+        "-1", "+1", " 1", "1 ", "1\n", "0x10", "1e6", "١٢", "12kB", "1\0",
+    ] {
+        assert_eq!(
+            parse_target_kib(bad),
+            Err(TargetParseError::NotDigits),
+            "{bad:?}"
+        );
     }
     let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
     let fa = allocator(&mut meta);
@@ -519,7 +545,10 @@ struct FakeStore {
 
 impl crate::xen::xenstore::Store for FakeStore {
     fn read(&mut self, path: &str) -> Result<String, XsError> {
-        self.kv.get(path).cloned().ok_or(XsError::Remote(Errno::ENOENT))
+        self.kv
+            .get(path)
+            .cloned()
+            .ok_or(XsError::Remote(Errno::ENOENT))
     }
     fn write(&mut self, path: &str, value: &str) -> Result<(), XsError> {
         if self.fail_on == Some(path) {
@@ -558,17 +587,29 @@ fn publishes_status_outside_memory() {
         fail_on: Some("data/meminfo_total"),
         ..Default::default()
     };
-    assert_eq!(publish(&mut store, &st), Err(XsError::Remote(Errno::EACCES)));
+    assert_eq!(
+        publish(&mut store, &st),
+        Err(XsError::Remote(Errno::EACCES))
+    );
     let want: Vec<(&str, String)> = vec![
         ("control/feature-balloon", "1".into()),
         ("data/meminfo_free", (4 * (1000 - KERNEL)).to_string()),
-        ("data/selfballoon/ballooned", (4 * (fa.total_pages() - 1000)).to_string()),
+        (
+            "data/selfballoon/ballooned",
+            (4 * (fa.total_pages() - 1000)).to_string(),
+        ),
         ("data/selfballoon/current", "4000".into()),
         ("data/selfballoon/target", "4000".into()),
     ];
-    let got: Vec<(&str, String)> = store.kv.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+    let got: Vec<(&str, String)> = store
+        .kv
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.clone()))
+        .collect();
     assert_eq!(got, want);
-    assert!(XENSTORE_KEYS.iter().all(|k| !k.starts_with("memory/") && !k.starts_with('/')));
+    assert!(XENSTORE_KEYS
+        .iter()
+        .all(|k| !k.starts_with("memory/") && !k.starts_with('/')));
 }
 
 #[derive(Clone, Debug)]

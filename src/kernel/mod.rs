@@ -5,6 +5,7 @@ pub mod boot;
 pub mod console;
 pub mod exit;
 pub mod platform;
+pub mod run;
 pub mod selftest;
 pub mod store;
 
@@ -201,7 +202,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         crate::println!("Test result: {}", r.as_str());
         exit::finish(r)
     }
-    crate::kernel::run(&mut k)
+    run::run(&mut k)
 }
 
 impl Kernel {
@@ -230,14 +231,6 @@ impl Kernel {
             }
         }
         Ok(())
-    }
-}
-
-/// Normal operation (no selftest): the balloon and controller main loop.
-pub fn run(k: &mut Kernel) -> ! {
-    log::info!("no main loop yet for {:?}; idling", k.role);
-    loop {
-        crate::arch::x86_64::cpu::enable_interrupts_and_halt();
     }
 }
 

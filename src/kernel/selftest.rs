@@ -16,7 +16,7 @@ use crate::xen::xenstore::Store;
 use crate::xen::{abi, calls, events, time};
 
 use super::exit::TestResult;
-use super::platform::{self, Wake};
+use super::platform;
 use super::{Kernel, Role};
 
 static BREAKPOINTS: AtomicU64 = AtomicU64::new(0);

@@ -580,19 +580,18 @@ impl<'m> FrameAllocator<'m> {
         };
         let end = self.end_pfn();
         let mut start = align_up(self.base_pfn)?;
-        'search: loop {
+        loop {
             if start.checked_add(count)? > end {
                 return None;
             }
-            for pfn in start..start + count {
-                let i = (pfn - self.base_pfn) as usize;
-                if self.meta[i].state != FrameState::Free {
-                    // Every frame up to `pfn` is scanned at most once.
-                    start = align_up(pfn + 1)?;
-                    continue 'search;
-                }
+            // The first frame of the candidate run that is not free.
+            let busy = (start..start + count)
+                .find(|&pfn| self.meta[(pfn - self.base_pfn) as usize].state != FrameState::Free);
+            match busy {
+                // Every frame up to `pfn` is scanned at most once.
+                Some(pfn) => start = align_up(pfn + 1)?,
+                None => break,
             }
-            break;
         }
         for pfn in start..start + count {
             let i = (pfn - self.base_pfn) as u32;
@@ -802,15 +801,37 @@ mod tests {
         let mut meta = vec![FrameMeta::ABSENT; 8];
         let mut fa = FrameAllocator::new(&mut meta, 0, &ram).unwrap();
         let a = fa.alloc_frame().unwrap();
-        assert_eq!(a, Allocation { pfn: 0, zeroed: true });
+        assert_eq!(
+            a,
+            Allocation {
+                pfn: 0,
+                zeroed: true
+            }
+        );
         assert_eq!(
             fa.take_any_free_for_balloon(),
-            Some(TakenFrame { pfn: 7, dirty: false })
+            Some(TakenFrame {
+                pfn: 7,
+                dirty: false
+            })
         );
         fa.free(0).unwrap();
-        assert_eq!(fa.free(0), Err(FrameError::WrongState { pfn: 0, expected: FrameState::Allocated, found: FrameState::Free }));
+        assert_eq!(
+            fa.free(0),
+            Err(FrameError::WrongState {
+                pfn: 0,
+                expected: FrameState::Allocated,
+                found: FrameState::Free
+            })
+        );
         // The dirty frame is reused first and reported as not zeroed.
-        assert_eq!(fa.alloc_frame(), Some(Allocation { pfn: 0, zeroed: false }));
+        assert_eq!(
+            fa.alloc_frame(),
+            Some(Allocation {
+                pfn: 0,
+                zeroed: false
+            })
+        );
         fa.check_invariants().unwrap();
     }
 
@@ -823,7 +844,10 @@ mod tests {
         fa.free(p).unwrap();
         // Take everything: clean high first, the dirty one last.
         let taken: Vec<_> = core::iter::from_fn(|| fa.take_any_free_for_balloon()).collect();
-        assert_eq!(taken.iter().map(|t| t.pfn).collect::<Vec<_>>(), vec![103, 102, 101, 100]);
+        assert_eq!(
+            taken.iter().map(|t| t.pfn).collect::<Vec<_>>(),
+            vec![103, 102, 101, 100]
+        );
         assert!(taken[3].dirty);
         fa.mark_scrubbed(100).unwrap();
         for t in &taken {
@@ -834,7 +858,7 @@ mod tests {
         assert_eq!(fa.peek_ballooned(&mut buf), 4);
         assert_eq!(fa.unballoon(buf[0]), Ok(()));
         assert_eq!(fa.is_dirty(buf[0]), Some(false));
-        assert_eq!(fa.unballoon(buf[0]).is_err(), true);
+        assert!(fa.unballoon(buf[0]).is_err());
         fa.check_invariants().unwrap();
     }
 
@@ -890,7 +914,13 @@ mod tests {
         let mut fa = FrameAllocator::new(&mut meta, 10, &ram).unwrap();
         assert_eq!(fa.free(3), Err(FrameError::OutOfRange(3)));
         assert_eq!(fa.free(u64::MAX), Err(FrameError::OutOfRange(u64::MAX)));
-        assert!(matches!(fa.take_free(13), Err(FrameError::WrongState { found: FrameState::Absent, .. })));
+        assert!(matches!(
+            fa.take_free(13),
+            Err(FrameError::WrongState {
+                found: FrameState::Absent,
+                ..
+            })
+        ));
         assert!(fa.mark_ballooned(12).is_err());
         let mut big = vec![FrameMeta::ABSENT; 2];
         assert!(FrameAllocator::new(&mut big, u64::MAX, &ram).is_err());
@@ -974,7 +1004,7 @@ mod tests {
                             prop_assert_eq!(s, FrameState::Free);
                             prop_assert_eq!(a.zeroed, !d);
                             // Dirty frames are used before clean ones.
-                            if !d { prop_assert!(model.values().all(|x| !(x.0 == FrameState::Free && x.1))); }
+                            if !d { prop_assert!(model.values().all(|x| x.0 != FrameState::Free || !x.1)); }
                             model.insert(a.pfn, (FrameState::Allocated, true));
                         }
                         None => prop_assert!(model.values().all(|x| x.0 != FrameState::Free)),
@@ -1006,7 +1036,7 @@ mod tests {
                             let (s, d) = model[&t.pfn];
                             prop_assert_eq!(s, FrameState::Free);
                             prop_assert_eq!(t.dirty, d);
-                            if d { prop_assert!(model.values().all(|x| !(x.0 == FrameState::Free && !x.1))); }
+                            if d { prop_assert!(model.values().all(|x| x.0 != FrameState::Free || x.1)); }
                             model.insert(t.pfn, (FrameState::Taken, d));
                         }
                         None => prop_assert!(model.values().all(|x| x.0 != FrameState::Free)),

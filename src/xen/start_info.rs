@@ -91,7 +91,11 @@ impl PhysRead for IdentityMapped {
         // is a distinct Rust allocation, so the ranges do not overlap; and
         // `paddr` fits in a usize (checked above).
         unsafe {
-            core::ptr::copy_nonoverlapping(paddr as usize as *const u8, buf.as_mut_ptr(), buf.len());
+            core::ptr::copy_nonoverlapping(
+                paddr as usize as *const u8,
+                buf.as_mut_ptr(),
+                buf.len(),
+            );
         }
         Ok(())
     }
@@ -301,7 +305,11 @@ pub fn parse<R: PhysRead>(mem: &R, paddr: u64) -> Result<StartInfo, StartInfoErr
         if memmap_entries > MAX_MEMMAP_ENTRIES {
             return Err(StartInfoError::TooManyEntries(memmap_entries));
         }
-        let mut buf = vec_zeroed(table_bytes(memmap_paddr, memmap_entries, MEMMAP_ENTRY_SIZE)?);
+        let mut buf = vec_zeroed(table_bytes(
+            memmap_paddr,
+            memmap_entries,
+            MEMMAP_ENTRY_SIZE,
+        )?);
         mem.read(memmap_paddr, &mut buf)?;
         buf.chunks_exact(MEMMAP_ENTRY_SIZE)
             .map(|e| MemRange {
@@ -478,7 +486,10 @@ mod tests {
             put64(&mut b, o + 8, size);
             put32(&mut b, o + 16, ty);
         }
-        Image { base: BASE, bytes: b }
+        Image {
+            base: BASE,
+            bytes: b,
+        }
     }
 
     const MAP: &[(u64, u64, u32)] = &[
@@ -498,10 +509,26 @@ mod tests {
         assert!(!si.cmdline_truncated);
         assert_eq!(si.rsdp_paddr, Some(0xe0000));
         assert_eq!(si.memmap.len(), 4);
-        assert_eq!(si.memmap[1], MemRange { addr: 0xf0000, size: 0x10000, kind: MemKind::Reserved });
+        assert_eq!(
+            si.memmap[1],
+            MemRange {
+                addr: 0xf0000,
+                size: 0x10000,
+                kind: MemKind::Reserved
+            }
+        );
         assert_eq!(
             ram_pfn_ranges(&si.memmap),
-            vec![PfnRange { start: 0, count: 0x9f }, PfnRange { start: 0x100, count: 0xff00 }]
+            vec![
+                PfnRange {
+                    start: 0,
+                    count: 0x9f
+                },
+                PfnRange {
+                    start: 0x100,
+                    count: 0xff00
+                }
+            ]
         );
     }
 
@@ -530,7 +557,10 @@ mod tests {
         assert_eq!(parse(&img, BASE), Err(StartInfoError::TooManyEntries(129)));
         let mut img = image(1, b"\0", MAP);
         put64(&mut img.bytes, 40, u64::MAX - 8);
-        assert_eq!(parse(&img, BASE), Err(StartInfoError::BadAddress(u64::MAX - 8)));
+        assert_eq!(
+            parse(&img, BASE),
+            Err(StartInfoError::BadAddress(u64::MAX - 8))
+        );
         let mut img = image(1, b"\0", MAP);
         put64(&mut img.bytes, 40, 0);
         assert_eq!(parse(&img, BASE), Err(StartInfoError::BadAddress(0)));
@@ -538,7 +568,10 @@ mod tests {
         put64(&mut img.bytes, 24, 0x9000_0000);
         assert!(matches!(parse(&img, BASE), Err(StartInfoError::Read(_))));
         assert!(matches!(parse(&img, 0x10), Err(StartInfoError::Read(_))));
-        assert!(matches!(parse(&img, u64::MAX - 3), Err(StartInfoError::Read(_))));
+        assert!(matches!(
+            parse(&img, u64::MAX - 3),
+            Err(StartInfoError::Read(_))
+        ));
     }
 
     #[test]
@@ -552,7 +585,10 @@ mod tests {
         assert!(si.cmdline_truncated);
         assert_eq!(si.cmdline.unwrap().len(), MAX_CMDLINE_BYTES);
         let img = image(1, b"a\xffb\0", MAP);
-        assert_eq!(parse(&img, BASE).unwrap().cmdline.as_deref(), Some("a\u{fffd}b"));
+        assert_eq!(
+            parse(&img, BASE).unwrap().cmdline.as_deref(),
+            Some("a\u{fffd}b")
+        );
         let mut img = image(1, b"x\0", MAP);
         put64(&mut img.bytes, 24, 0);
         assert_eq!(parse(&img, BASE).unwrap().cmdline, None);
@@ -573,7 +609,14 @@ mod tests {
         img.bytes[0x800..0x804].copy_from_slice(b"mod\0");
         let si = parse(&img, BASE).unwrap();
         assert_eq!(si.modules.len(), 2);
-        assert_eq!(si.modules[0], Module { paddr: 0x200000, size: 4096, cmdline: Some("mod".into()) });
+        assert_eq!(
+            si.modules[0],
+            Module {
+                paddr: 0x200000,
+                size: 4096,
+                cmdline: Some("mod".into())
+            }
+        );
         assert_eq!(si.modules[1].cmdline, None);
         put32(&mut img.bytes, 12, 1000);
         assert_eq!(parse(&img, BASE), Err(StartInfoError::TooManyModules(1000)));
@@ -598,9 +641,13 @@ mod tests {
     #[test]
     fn e820_and_ram_ranges_handle_garbage() {
         let mut buf = vec![0u8; 3 * E820_ENTRY_SIZE];
-        for (i, &(a, s, t)) in [(0x1800u64, 0x3000u64, 1u32), (0x2000, 0x1000, 2), (u64::MAX - 10, 100, 1)]
-            .iter()
-            .enumerate()
+        for (i, &(a, s, t)) in [
+            (0x1800u64, 0x3000u64, 1u32),
+            (0x2000, 0x1000, 2),
+            (u64::MAX - 10, 100, 1),
+        ]
+        .iter()
+        .enumerate()
         {
             put64(&mut buf, i * 20, a);
             put64(&mut buf, i * 20 + 8, s);
@@ -613,13 +660,39 @@ mod tests {
         assert_eq!(ram_pfn_ranges(&map), vec![PfnRange { start: 3, count: 1 }]);
         // Overlapping and touching RAM merges; above 52 bits is dropped.
         let map = [
-            MemRange { addr: 0x10000, size: 0x10000, kind: MemKind::Ram },
-            MemRange { addr: 0, size: 0x18000, kind: MemKind::Ram },
-            MemRange { addr: 0x20000, size: 0x1000, kind: MemKind::Ram },
-            MemRange { addr: 1 << 52, size: 1 << 20, kind: MemKind::Ram },
-            MemRange { addr: 0x5000, size: 0, kind: MemKind::Reserved },
+            MemRange {
+                addr: 0x10000,
+                size: 0x10000,
+                kind: MemKind::Ram,
+            },
+            MemRange {
+                addr: 0,
+                size: 0x18000,
+                kind: MemKind::Ram,
+            },
+            MemRange {
+                addr: 0x20000,
+                size: 0x1000,
+                kind: MemKind::Ram,
+            },
+            MemRange {
+                addr: 1 << 52,
+                size: 1 << 20,
+                kind: MemKind::Ram,
+            },
+            MemRange {
+                addr: 0x5000,
+                size: 0,
+                kind: MemKind::Reserved,
+            },
         ];
-        assert_eq!(ram_pfn_ranges(&map), vec![PfnRange { start: 0, count: 0x21 }]);
+        assert_eq!(
+            ram_pfn_ranges(&map),
+            vec![PfnRange {
+                start: 0,
+                count: 0x21
+            }]
+        );
     }
 
     fn kind() -> impl Strategy<Value = MemKind> {

@@ -19,6 +19,8 @@
 #   wait_dmesg REGEX [T]            wait for a line in `xl dmesg` (port 0xe9)
 #   wait_shutdown NAME [T]          wait for NAME to shut down; prints reason
 #   wait_gone NAME [T]              wait until NAME no longer exists
+#   console_follow NAME             stream NAME's console to the runner
+#   show_domains                    log `xl list` (and free memory)
 #   mem_set NAME MIB                xl mem-set
 #   mem_of NAME                     memory in MiB as `xl list` shows it
 #   wait_mem NAME le|ge MIB [T]     wait for `xl list` memory; prints seconds
@@ -235,6 +237,27 @@ wait_gone() {
     done
 }
 
+# console_follow NAME: streams NAME's console log to the runner's terminal
+# (as "[rig] NAME| line") in the background until the scenario ends.
+console_follow() {
+    local f=$RIG_DIR/console/guest-$1.log name=$1
+    (
+        trap - ERR
+        set +e
+        until [ -f "$f" ]; do sleep 0.5; done
+        tail -n +1 -F "$f" 2>/dev/null | while IFS= read -r l; do
+            log "$name| ${l%$'\r'}"
+        done
+    ) &
+    echo $! >> "$RIG_SAMPLERS"
+}
+
+show_domains() {
+    local l
+    while IFS= read -r l; do log "  $l"; done < <(xl list)
+    log "  host free memory: $(xl info free_memory) MiB"
+}
+
 mem_set() {
     step "xl mem-set $1 ${2}m"
     xl mem-set "$1" "${2}m" || fail "xl mem-set $1 ${2}m failed"
@@ -366,6 +389,8 @@ sample_stop() {
     local p
     [ -f "$RIG_SAMPLERS" ] || return 0
     while read -r p; do
+        # The whole process group of a helper (e.g. tail | while read).
+        pkill -P "$p" 2>/dev/null || true
         kill "$p" 2>/dev/null || true
     done < "$RIG_SAMPLERS"
     rm -f "$RIG_SAMPLERS"

@@ -133,6 +133,8 @@ pub fn render(csv: &Path, svg: &Path) -> Result<()> {
         .configure_mesh()
         .x_desc("time (s)")
         .y_desc("MiB")
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|e| err(&e))?;
 

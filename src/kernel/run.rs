@@ -1,0 +1,515 @@
+//! Normal operation: the event loop that runs the balloon driver, the
+//! self-balloon controller's timer, the workload and the xenstore watches.
+//!
+//! Everything is driven from one loop on the boot CPU. Interrupts only
+//! record which event channels fired; the loop computes the earliest
+//! deadline among its parts, blocks until then or until the xenstore
+//! channel fires, and does the work that is due.
+
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::num::NonZeroU32;
+
+use crate::balloon::{self, Balloon, BalloonConfig, Progress, Scrubber};
+use crate::cmdline::SelfballoonMode;
+use crate::mm::frame::FrameAllocator;
+use crate::mm::{pages_to_kib, Pfn, PAGE_SIZE};
+use crate::selfballoon::controller::Controller;
+use crate::selfballoon::policy::TickInput;
+use crate::selfballoon::tunables::{TimerAction, Tunables};
+use crate::selfballoon::xs::XsGlue;
+use crate::workload::engine::{Engine, MapError, PageSource, StepOutcome};
+use crate::workload::spec::Spec;
+use crate::workload::pattern::PAGE_BYTES;
+use crate::workload::Committed;
+use crate::xen::calls::XenMemory;
+use crate::xen::ops::MemoryOps;
+use crate::xen::time;
+use crate::xen::xenstore::{Store, XsError};
+
+use super::platform;
+use super::store::{store_port, XenStore};
+use super::{Kernel, Role};
+
+const NS_PER_S: u64 = 1_000_000_000;
+const TOKEN_TARGET: &str = "target";
+const TOKEN_TUNABLES: &str = "tunables";
+const TOKEN_WORKLOAD: &str = "workload";
+/// Status is republished at least this often even when nothing ticks.
+const STATUS_PERIOD_NS: u64 = 2 * NS_PER_S;
+
+/// Zeroes frames through the identity map before they leave the domain.
+struct IdentityScrubber;
+
+impl Scrubber for IdentityScrubber {
+    fn scrub(&mut self, pfn: Pfn) {
+        // SAFETY: the balloon only scrubs frames it has taken from the
+        // allocator (populated RAM, identity mapped, owned by nobody else).
+        unsafe { core::ptr::write_bytes((pfn * PAGE_SIZE) as *mut u8, 0, PAGE_SIZE as usize) };
+    }
+}
+
+/// The workload's frames: the allocator and the identity map.
+struct Frames<'a, 'm> {
+    frames: &'a mut FrameAllocator<'m>,
+}
+
+impl PageSource for Frames<'_, '_> {
+    fn alloc_frame(&mut self) -> Option<Pfn> {
+        self.frames.alloc()
+    }
+
+    fn write_frame(&mut self, pfn: Pfn, f: &mut dyn FnMut(&mut [u8; PAGE_BYTES])) -> Result<(), MapError> {
+        if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
+            return Err(MapError);
+        }
+        // SAFETY: the frame is allocated (checked), so populated RAM that
+        // the allocator handed to the workload alone; identity mapped.
+        let page = unsafe { &mut *((pfn * PAGE_SIZE) as *mut [u8; PAGE_BYTES]) };
+        f(page);
+        Ok(())
+    }
+
+    fn read_frame(&mut self, pfn: Pfn, f: &mut dyn FnMut(&[u8; PAGE_BYTES])) -> Result<(), MapError> {
+        if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
+            return Err(MapError);
+        }
+        // SAFETY: as in write_frame.
+        let page = unsafe { &*((pfn * PAGE_SIZE) as *const [u8; PAGE_BYTES]) };
+        f(page);
+        Ok(())
+    }
+
+    fn free_frame(&mut self, pfn: Pfn) {
+        if let Err(e) = self.frames.free(pfn) {
+            log::error!("workload freed frame {pfn:#x}: {e}");
+        }
+    }
+}
+
+/// A [`Store`] that skips writes of the value it last wrote to a path, so
+/// that publishing unchanged status costs no round trip.
+struct Dedup<'a, S: Store> {
+    inner: &'a mut S,
+    written: &'a mut BTreeMap<String, String>,
+}
+
+impl<S: Store> Store for Dedup<'_, S> {
+    fn read(&mut self, path: &str) -> Result<String, XsError> {
+        self.inner.read(path)
+    }
+    fn write(&mut self, path: &str, value: &str) -> Result<(), XsError> {
+        if self.written.get(path).is_some_and(|v| v == value) {
+            return Ok(());
+        }
+        self.inner.write(path, value)?;
+        self.written.insert(path.to_string(), value.to_string());
+        Ok(())
+    }
+    fn directory(&mut self, path: &str) -> Result<Vec<String>, XsError> {
+        self.inner.directory(path)
+    }
+    fn rm(&mut self, path: &str) -> Result<(), XsError> {
+        self.written.remove(path);
+        self.inner.rm(path)
+    }
+    fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.inner.watch(path, token)
+    }
+    fn unwatch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
+        self.inner.unwatch(path, token)
+    }
+}
+
+/// The runtime state of normal operation.
+struct Runtime {
+    mem: XenMemory,
+    balloon: Balloon,
+    balloon_next_ns: Option<u64>,
+    controller: Controller,
+    glue: Option<XsGlue>,
+    tick_next_ns: Option<u64>,
+    engine: Option<Engine>,
+    engine_next_ns: Option<u64>,
+    home: Option<String>,
+    written: BTreeMap<String, String>,
+    status_next_ns: u64,
+    kernel_pages: u64,
+    boot_totalram_pages: u64,
+    max_pfn: u64,
+}
+
+fn parse_workload(spec: &str) -> Option<Engine> {
+    match Spec::parse(spec) {
+        Ok(s) => Some(Engine::new(
+            s,
+            NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES).unwrap_or(NonZeroU32::MIN),
+        )),
+        Err(e) => {
+            log::error!("workload '{spec}' rejected: {e}");
+            None
+        }
+    }
+}
+
+/// Normal operation. Never returns.
+pub fn run(k: &mut Kernel) -> ! {
+    let Some(ev) = k.events else {
+        log::info!("no hypervisor: nothing to balloon; idling");
+        loop {
+            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+        }
+    };
+    let mut rt = Runtime::new(k);
+    log::info!(
+        "runtime: {} frames, floor {} KiB, selfballooning {}, mode {}",
+        k.frames.counts().total_pages,
+        pages_to_kib(rt.balloon.floor_pages()),
+        rt.controller.tunables().selfballooning,
+        rt.controller.tunables().mode.name()
+    );
+    loop {
+        let now = time::now_ns();
+        rt.poll_store(k, now);
+        rt.run_engine(k, now);
+        rt.run_tick(k, now);
+        rt.run_balloon(k, now);
+        if now >= rt.status_next_ns {
+            rt.publish(k);
+            rt.status_next_ns = now + STATUS_PERIOD_NS;
+        }
+        let deadline = [rt.tick_next_ns, rt.balloon_next_ns, rt.engine_next_ns, Some(rt.status_next_ns)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + 60 * NS_PER_S);
+        let ports: Vec<_> = k.store.as_mut().map(|s| store_port(s)).into_iter().collect();
+        if deadline > time::now_ns() {
+            platform::wait(&ev, &ports, deadline);
+        }
+    }
+}
+
+impl Runtime {
+    fn new(k: &mut Kernel) -> Runtime {
+        let mut config = BalloonConfig::default();
+        if let Some(f) = k.args.balloon_floor_pages() {
+            config.floor_pages = f;
+        }
+        if let Some(s) = k.args.scrub {
+            config.scrub = s;
+        }
+        let counts = k.frames.counts();
+        let mut balloon = Balloon::new(config, counts);
+        let mut mem = XenMemory::new();
+        // A guest started with memory < maxmem holds fewer pages than its
+        // memory map shows (populate-on-demand): give those back before
+        // anything touches them.
+        match mem.current_reservation() {
+            Ok(cur) => match balloon.init_pod(&mut mem, &mut k.frames, &mut IdentityScrubber, cur) {
+                Ok(0) => {}
+                Ok(n) => log::info!("pod: released {n} pages not backed at boot (reservation {cur})"),
+                Err(e) => log::warn!("pod: release incomplete: {e:?}"),
+            },
+            Err(e) => log::warn!("current_reservation: {e}"),
+        }
+        let kernel_pages = counts.reserved_pages;
+        let boot_totalram_pages = k.frames.counts().populated_pages().saturating_sub(kernel_pages);
+        let max_pfn = k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0);
+
+        let mut tunables = Tunables::new(k.args.selfballooning.unwrap_or(true));
+        let mut controller_mode = None;
+        if let Some(m) = k.args.selfballoon_mode {
+            controller_mode = Some(match m {
+                SelfballoonMode::Seed2011 => "2011",
+                SelfballoonMode::Linux => "linux",
+            });
+        }
+        if let Some(m) = controller_mode {
+            if let Err(r) = tunables.apply("mode", m) {
+                log::warn!("selfballoon_mode: {r:?}");
+            }
+        }
+        let controller = Controller::new(tunables);
+        let engine = k.args.workload.as_deref().and_then(parse_workload);
+        let mut rt = Runtime {
+            mem,
+            balloon,
+            balloon_next_ns: Some(0),
+            tick_next_ns: None,
+            controller,
+            glue: None,
+            engine,
+            engine_next_ns: Some(0),
+            home: None,
+            written: BTreeMap::new(),
+            status_next_ns: 0,
+            kernel_pages,
+            boot_totalram_pages,
+            max_pfn,
+        };
+        if rt.controller.tunables().selfballooning {
+            rt.tick_next_ns = Some(time::now_ns() + rt.interval_ns());
+        }
+        if k.role == Role::DomU {
+            rt.init_store(k);
+        }
+        rt
+    }
+
+    fn interval_ns(&self) -> u64 {
+        u64::from(self.controller.tunables().interval_s.get()).saturating_mul(NS_PER_S)
+    }
+
+    fn init_store(&mut self, k: &mut Kernel) {
+        let Some(xs) = k.store.as_mut() else { return };
+        let home = match xs.home_path() {
+            Ok(h) => h,
+            Err(e) => {
+                log::warn!("xenstore: no home path: {e}");
+                return;
+            }
+        };
+        match xs.read_u64("memory/static-max") {
+            Ok(kib) => self.balloon.set_static_max_kib(Some(kib)),
+            Err(e) => log::warn!("memory/static-max: {e}"),
+        }
+        self.apply_target(xs);
+        if let Err(e) = xs.watch(&format!("{home}/memory/target"), TOKEN_TARGET) {
+            log::warn!("watch memory/target: {e}");
+        }
+        let glue = XsGlue::new(
+            &format!("{home}/memory/selfballoon"),
+            &format!("{home}/data/selfballoon"),
+        );
+        if let Err(e) = glue.watch(xs, TOKEN_TUNABLES) {
+            log::warn!("watch tunables: {e}");
+        }
+        if let Err(e) = xs.watch(&format!("{home}/memory/workload"), TOKEN_WORKLOAD) {
+            log::warn!("watch workload: {e}");
+        }
+        self.glue = Some(glue);
+        self.home = Some(home);
+    }
+
+    fn apply_target(&mut self, xs: &mut XenStore) {
+        match xs.read("memory/target") {
+            Ok(v) => match self.balloon.apply_toolstack_target(&v) {
+                Ok(kib) => {
+                    log::info!("toolstack target {kib} KiB");
+                    self.balloon_next_ns = Some(0);
+                }
+                Err(e) => log::warn!("memory/target '{v}' rejected: {e}"),
+            },
+            Err(e) => log::warn!("memory/target: {e}"),
+        }
+    }
+
+    fn poll_store(&mut self, k: &mut Kernel, now: u64) {
+        let Some(xs) = k.store.as_mut() else { return };
+        if let Err(e) = xs.poll() {
+            log::warn!("xenstore poll: {e}");
+        }
+        if xs.take_watch_events(TOKEN_TARGET).is_ok_and(|v| !v.is_empty()) {
+            self.apply_target(xs);
+        }
+        if xs.take_watch_events(TOKEN_TUNABLES).is_ok_and(|v| !v.is_empty()) {
+            if let Some(glue) = self.glue.as_mut() {
+                let r = glue.on_watch(xs, &mut self.controller);
+                if r.applied + r.rejected > 0 {
+                    log::info!("tunables: {} applied, {} rejected", r.applied, r.rejected);
+                }
+                if let Some(rej) = self.controller.last_rejection() {
+                    if r.rejected > 0 {
+                        log::warn!("tunable {} = '{}' rejected: {:?}", rej.key, rej.value, rej.reason);
+                    }
+                }
+                match r.timer {
+                    TimerAction::Start => self.tick_next_ns = Some(now + self.interval_ns()),
+                    TimerAction::Stop => self.tick_next_ns = None,
+                    TimerAction::Keep if r.interval_changed && self.tick_next_ns.is_some() => {
+                        self.tick_next_ns = Some(now + self.interval_ns());
+                    }
+                    TimerAction::Keep => {}
+                }
+                self.status_next_ns = 0;
+            }
+        }
+        if xs.take_watch_events(TOKEN_WORKLOAD).is_ok_and(|v| !v.is_empty()) {
+            if let Ok(spec) = xs.read("memory/workload") {
+                if !spec.is_empty() {
+                    if let Some(e) = parse_workload(&spec) {
+                        log::info!("workload from xenstore: {spec}");
+                        self.replace_engine(k, e);
+                    }
+                }
+            }
+        }
+    }
+
+    fn replace_engine(&mut self, k: &mut Kernel, new: Engine) {
+        if let Some(old) = self.engine.take() {
+            let s = old.status();
+            if s.reserved_pages > 0 {
+                // Keep the old program's frames: an engine owns what it
+                // reserved; dropping it would leak them. Run the new one
+                // only once the old has released everything.
+                log::warn!("workload: previous program still holds {} pages; keeping it", s.reserved_pages);
+                self.engine = Some(old);
+                return;
+            }
+        }
+        let _ = k;
+        self.engine = Some(new);
+        self.engine_next_ns = Some(0);
+    }
+
+    fn run_engine(&mut self, k: &mut Kernel, now: u64) {
+        if self.engine_next_ns.is_none_or(|t| now < t) {
+            return;
+        }
+        let Some(engine) = self.engine.as_mut() else {
+            self.engine_next_ns = None;
+            return;
+        };
+        // A few rounds per loop so a starving allocation grows the balloon
+        // and continues at once.
+        for _ in 0..64 {
+            let out = engine.step(now, &mut Frames { frames: &mut k.frames });
+            match out {
+                StepOutcome::Busy => {
+                    self.engine_next_ns = Some(now);
+                }
+                StepOutcome::NeedFrames { pages } => {
+                    // Balloon up now, within the toolstack target.
+                    match self.balloon.ensure_free(&mut self.mem, &mut k.frames, pages) {
+                        Ok(()) => continue,
+                        Err(e) => {
+                            log::debug!("workload needs {pages} frames: {e:?}");
+                            self.engine_next_ns = Some(now + NS_PER_S / 10);
+                            return;
+                        }
+                    }
+                }
+                StepOutcome::Sleep { until_ns } => {
+                    self.engine_next_ns = Some(until_ns);
+                    return;
+                }
+                StepOutcome::OutOfHeap => {
+                    self.engine_next_ns = Some(now + NS_PER_S);
+                    return;
+                }
+                StepOutcome::Done => {
+                    self.engine_next_ns = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn committed(&self, k: &Kernel) -> u64 {
+        let heap = k.heap.stats();
+        Committed {
+            workload_reserved_pages: self.engine.as_ref().map_or(0, |e| e.committed_pages()),
+            kernel_heap_pages: (heap.size_bytes as u64).div_ceil(PAGE_SIZE),
+            page_table_pages: 0,
+        }
+        .total_pages()
+    }
+
+    fn run_tick(&mut self, k: &mut Kernel, now: u64) {
+        let Some(t) = self.tick_next_ns else { return };
+        if now < t {
+            return;
+        }
+        let counts = k.frames.counts();
+        let current = counts.populated_pages();
+        let input = TickInput {
+            committed_pages: self.committed(k),
+            current_pages: current,
+            totalram_pages: current.saturating_sub(self.kernel_pages),
+            totalreserve_pages: 0,
+            frontswap_pages: 0,
+            toolstack_target_pages: Some(self.balloon.upper_pages()),
+            boot_totalram_pages: self.boot_totalram_pages,
+            max_pfn: self.max_pfn,
+        };
+        let out = self.controller.tick(input);
+        if let Some(d) = out.decision {
+            log::debug!(
+                "tick {}: committed {} current {} goal {} target {}",
+                self.controller.ticks(),
+                input.committed_pages,
+                current,
+                d.goal_pages,
+                d.target_pages
+            );
+            self.balloon.set_requested_target_pages(Some(d.target_pages));
+            self.balloon_next_ns = Some(0);
+        } else {
+            self.balloon.set_requested_target_pages(None);
+        }
+        self.tick_next_ns = if out.rearm_timer {
+            Some(now + u64::from(out.interval_s.max(1)) * NS_PER_S)
+        } else {
+            None
+        };
+        self.status_next_ns = 0;
+    }
+
+    fn run_balloon(&mut self, k: &mut Kernel, now: u64) {
+        if self.balloon_next_ns.is_none_or(|t| now < t) {
+            return;
+        }
+        let r = self.balloon.step(&mut self.mem, &mut k.frames, &mut IdentityScrubber, now);
+        if r.released_pages + r.populated_pages > 0 {
+            self.status_next_ns = 0;
+        }
+        if let Progress::BackingOff = r.progress {
+            log::debug!("balloon backing off: {:?}", self.balloon.status(k.frames.counts()).last_error);
+        }
+        self.balloon_next_ns = r.next_call_ns;
+    }
+
+    fn publish(&mut self, k: &mut Kernel) {
+        let counts = k.frames.counts();
+        let status = self.balloon.status(counts);
+        let Some(xs) = k.store.as_mut() else { return };
+        let mut store = Dedup {
+            inner: xs,
+            written: &mut self.written,
+        };
+        let mut errors = 0;
+        if balloon::publish(&mut store, &status).is_err() {
+            errors += 1;
+        }
+        if let Some(glue) = self.glue.as_ref() {
+            if glue.publish(&mut store, &self.controller).is_err() {
+                errors += 1;
+            }
+        }
+        let mut extra: Vec<(&str, String)> = alloc::vec![
+            ("data/selfballoon/floor", status.floor_kib.to_string()),
+            ("data/selfballoon/clamped", u8::from(status.clamped).to_string()),
+            ("data/selfballoon/toolstack_target", status.toolstack_target_kib.to_string()),
+        ];
+        if let Some(e) = self.engine.as_ref() {
+            let s = e.status();
+            extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));
+            extra.push(("data/selfballoon/workload_reserved", pages_to_kib(s.reserved_pages).to_string()));
+            extra.push(("data/selfballoon/workload_resident", pages_to_kib(s.resident_pages).to_string()));
+            extra.push(("data/selfballoon/workload_verified", s.verified_pages.to_string()));
+            extra.push(("data/selfballoon/workload_mismatches", s.mismatches.to_string()));
+        }
+        for (p, v) in extra {
+            if store.write(p, &v).is_err() {
+                errors += 1;
+            }
+        }
+        if errors > 0 {
+            log::debug!("status publish: {errors} groups failed");
+        }
+    }
+}
