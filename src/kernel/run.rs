@@ -234,6 +234,9 @@ impl Runtime {
         }
         let controller = Controller::new(tunables);
         let engine = k.args.workload.as_deref().and_then(parse_workload);
+        if let (Some(spec), Some(_)) = (k.args.workload.as_deref(), engine.as_ref()) {
+            log::info!("workload: {spec}");
+        }
         let mut rt = Runtime {
             mem,
             balloon,
@@ -378,6 +381,7 @@ impl Runtime {
         // and continues at once.
         for _ in 0..64 {
             let out = engine.step(now, &mut Frames { frames: &mut k.frames });
+            log::trace!("workload step: {out:?} {:?}", engine.status());
             match out {
                 StepOutcome::Busy => {
                     self.engine_next_ns = Some(now);

@@ -254,7 +254,7 @@ console_follow() {
 
 show_domains() {
     local l
-    while IFS= read -r l; do log "  $l"; done < <(xl list)
+    xl list | while IFS= read -r l; do log "  $l"; done
     log "  host free memory: $(xl info free_memory) MiB"
 }
 

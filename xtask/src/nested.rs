@@ -234,16 +234,21 @@ pub fn run(o: &Opts) -> Result<Outcome> {
 
     let result = std::fs::read_to_string(dir.join("result")).unwrap_or_default();
     let result = result.trim().to_string();
+    // The verdict file says "PASS[: note]" or "FAIL: why".
+    let reason = result.strip_prefix("FAIL: ").unwrap_or(&result).to_string();
     let secs = fin.elapsed.as_secs_f64();
     let (passed, mut summary) = match fin.end {
-        End::Exit(Some(33)) if result.starts_with("PASS") => (true, result.clone()),
+        End::Exit(Some(33)) if result.starts_with("PASS") => {
+            let note = result.trim_start_matches("PASS").trim_start_matches(':').trim();
+            (true, note.to_string())
+        }
         End::Timeout => (
             false,
             format!("timeout after {secs:.0}s (step: {step}){}", with(&result)),
         ),
         End::Exit(code) if !result.is_empty() => (
             false,
-            format!("{result} (QEMU exit {})", code.unwrap_or(-1)),
+            format!("{reason} (QEMU exit {})", code.unwrap_or(-1)),
         ),
         End::Exit(code) => (
             false,
