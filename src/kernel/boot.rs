@@ -108,7 +108,9 @@ pub fn read_boot_info(paddr: u64, image: Image, have_xen: bool) -> Result<BootIn
         }
         (start_info::parse_e820(&bytes, entries.len()), true)
     } else {
-        return Err(String::from("no memory map (start info v0 and no hypervisor)"));
+        return Err(String::from(
+            "no memory map (start info v0 and no hypervisor)",
+        ));
     };
     let ram = start_info::ram_pfn_ranges(&memmap);
     if ram.is_empty() {
@@ -177,7 +179,8 @@ pub fn init_frames(info: &mut BootInfo) -> Result<FrameAllocator<'static>, Strin
         }
         core::slice::from_raw_parts_mut(p, frames as usize)
     };
-    let mut fa = FrameAllocator::new(meta, base, &ram).map_err(|e| alloc::format!("frames: {e}"))?;
+    let mut fa =
+        FrameAllocator::new(meta, base, &ram).map_err(|e| alloc::format!("frames: {e}"))?;
     for &(s, e) in &info.boot_data.ranges {
         let first: Pfn = s / PAGE_SIZE;
         let last = e.div_ceil(PAGE_SIZE);

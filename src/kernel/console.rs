@@ -129,7 +129,12 @@ impl Log for Logger {
         cpu::without_interrupts(|| {
             let mut s = SINKS.lock();
             if let Some(t) = t {
-                let _ = write!(s, "[{:5}.{:06}] ", t / 1_000_000_000, (t / 1000) % 1_000_000);
+                let _ = write!(
+                    s,
+                    "[{:5}.{:06}] ",
+                    t / 1_000_000_000,
+                    (t / 1000) % 1_000_000
+                );
             }
             let _ = writeln!(s, "{:5} {}", record.level(), record.args());
         });

@@ -174,7 +174,11 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
     log::info!(
         "memory: {} RAM ranges{}, {} frames ({} MiB): {} free, {} reserved",
         info.ram.len(),
-        if info.memmap_from_xen { " (XENMEM_memory_map)" } else { "" },
+        if info.memmap_from_xen {
+            " (XENMEM_memory_map)"
+        } else {
+            ""
+        },
         c.total_pages,
         c.total_pages / 256,
         c.free_pages,
@@ -215,10 +219,14 @@ impl Kernel {
             .ok_or_else(|| String::from("no frame for shared info"))?;
         // SAFETY: `pfn` was just allocated for this and is never freed; the
         // IDT is loaded.
-        let ev = unsafe { platform::init_events(pfn) }
-            .map_err(|e| alloc::format!("events: {e}"))?;
+        let ev =
+            unsafe { platform::init_events(pfn) }.map_err(|e| alloc::format!("events: {e}"))?;
         console::set_clock(crate::xen::time::now_ns);
-        log::info!("events: callback vector {:#x}, timer port {}", platform::CALLBACK_VECTOR, ev.timer_port);
+        log::info!(
+            "events: callback vector {:#x}, timer port {}",
+            platform::CALLBACK_VECTOR,
+            ev.timer_port
+        );
         self.events = Some(ev);
         if self.role == Role::DomU {
             match store::init_console() {

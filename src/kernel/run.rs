@@ -21,8 +21,8 @@ use crate::selfballoon::policy::TickInput;
 use crate::selfballoon::tunables::{TimerAction, Tunables};
 use crate::selfballoon::xs::XsGlue;
 use crate::workload::engine::{Engine, MapError, PageSource, StepOutcome};
-use crate::workload::spec::Spec;
 use crate::workload::pattern::PAGE_BYTES;
+use crate::workload::spec::Spec;
 use crate::workload::Committed;
 use crate::xen::calls::XenMemory;
 use crate::xen::ops::MemoryOps;
@@ -61,7 +61,11 @@ impl PageSource for Frames<'_, '_> {
         self.frames.alloc()
     }
 
-    fn write_frame(&mut self, pfn: Pfn, f: &mut dyn FnMut(&mut [u8; PAGE_BYTES])) -> Result<(), MapError> {
+    fn write_frame(
+        &mut self,
+        pfn: Pfn,
+        f: &mut dyn FnMut(&mut [u8; PAGE_BYTES]),
+    ) -> Result<(), MapError> {
         if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
             return Err(MapError);
         }
@@ -72,7 +76,11 @@ impl PageSource for Frames<'_, '_> {
         Ok(())
     }
 
-    fn read_frame(&mut self, pfn: Pfn, f: &mut dyn FnMut(&[u8; PAGE_BYTES])) -> Result<(), MapError> {
+    fn read_frame(
+        &mut self,
+        pfn: Pfn,
+        f: &mut dyn FnMut(&[u8; PAGE_BYTES]),
+    ) -> Result<(), MapError> {
         if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
             return Err(MapError);
         }
@@ -145,7 +153,8 @@ fn parse_workload(spec: &str) -> Option<Engine> {
     match Spec::parse(spec) {
         Ok(s) => Some(Engine::new(
             s,
-            NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES).unwrap_or(NonZeroU32::MIN),
+            NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES)
+                .unwrap_or(NonZeroU32::MIN),
         )),
         Err(e) => {
             log::error!("workload '{spec}' rejected: {e}");
@@ -180,12 +189,17 @@ pub fn run(k: &mut Kernel) -> ! {
             rt.publish(k);
             rt.status_next_ns = now + STATUS_PERIOD_NS;
         }
-        let deadline = [rt.tick_next_ns, rt.balloon_next_ns, rt.engine_next_ns, Some(rt.status_next_ns)]
-            .into_iter()
-            .flatten()
-            .min()
-            .unwrap_or(now + 60 * NS_PER_S);
-        let ports: Vec<_> = k.store.as_mut().map(|s| store_port(s)).into_iter().collect();
+        let deadline = [
+            rt.tick_next_ns,
+            rt.balloon_next_ns,
+            rt.engine_next_ns,
+            Some(rt.status_next_ns),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now + 60 * NS_PER_S);
+        let ports: Vec<_> = k.store.as_mut().map(store_port).into_iter().collect();
         if deadline > time::now_ns() {
             platform::wait(&ev, &ports, deadline);
         }
@@ -208,15 +222,23 @@ impl Runtime {
         // memory map shows (populate-on-demand): give those back before
         // anything touches them.
         match mem.current_reservation() {
-            Ok(cur) => match balloon.init_pod(&mut mem, &mut k.frames, &mut IdentityScrubber, cur) {
-                Ok(0) => {}
-                Ok(n) => log::info!("pod: released {n} pages not backed at boot (reservation {cur})"),
-                Err(e) => log::warn!("pod: release incomplete: {e:?}"),
-            },
+            Ok(cur) => {
+                match balloon.init_pod(&mut mem, &mut k.frames, &mut IdentityScrubber, cur) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!("pod: released {n} pages not backed at boot (reservation {cur})")
+                    }
+                    Err(e) => log::warn!("pod: release incomplete: {e:?}"),
+                }
+            }
             Err(e) => log::warn!("current_reservation: {e}"),
         }
         let kernel_pages = counts.reserved_pages;
-        let boot_totalram_pages = k.frames.counts().populated_pages().saturating_sub(kernel_pages);
+        let boot_totalram_pages = k
+            .frames
+            .counts()
+            .populated_pages()
+            .saturating_sub(kernel_pages);
         let max_pfn = k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0);
 
         let mut tunables = Tunables::new(k.args.selfballooning.unwrap_or(true));
@@ -315,10 +337,16 @@ impl Runtime {
         if let Err(e) = xs.poll() {
             log::warn!("xenstore poll: {e}");
         }
-        if xs.take_watch_events(TOKEN_TARGET).is_ok_and(|v| !v.is_empty()) {
+        if xs
+            .take_watch_events(TOKEN_TARGET)
+            .is_ok_and(|v| !v.is_empty())
+        {
             self.apply_target(xs);
         }
-        if xs.take_watch_events(TOKEN_TUNABLES).is_ok_and(|v| !v.is_empty()) {
+        if xs
+            .take_watch_events(TOKEN_TUNABLES)
+            .is_ok_and(|v| !v.is_empty())
+        {
             if let Some(glue) = self.glue.as_mut() {
                 let r = glue.on_watch(xs, &mut self.controller);
                 if r.applied + r.rejected > 0 {
@@ -326,7 +354,12 @@ impl Runtime {
                 }
                 if let Some(rej) = self.controller.last_rejection() {
                     if r.rejected > 0 {
-                        log::warn!("tunable {} = '{}' rejected: {:?}", rej.key, rej.value, rej.reason);
+                        log::warn!(
+                            "tunable {} = '{}' rejected: {:?}",
+                            rej.key,
+                            rej.value,
+                            rej.reason
+                        );
                     }
                 }
                 match r.timer {
@@ -340,7 +373,10 @@ impl Runtime {
                 self.status_next_ns = 0;
             }
         }
-        if xs.take_watch_events(TOKEN_WORKLOAD).is_ok_and(|v| !v.is_empty()) {
+        if xs
+            .take_watch_events(TOKEN_WORKLOAD)
+            .is_ok_and(|v| !v.is_empty())
+        {
             if let Ok(spec) = xs.read("memory/workload") {
                 if !spec.is_empty() {
                     if let Some(e) = parse_workload(&spec) {
@@ -359,7 +395,10 @@ impl Runtime {
                 // Keep the old program's frames: an engine owns what it
                 // reserved; dropping it would leak them. Run the new one
                 // only once the old has released everything.
-                log::warn!("workload: previous program still holds {} pages; keeping it", s.reserved_pages);
+                log::warn!(
+                    "workload: previous program still holds {} pages; keeping it",
+                    s.reserved_pages
+                );
                 self.engine = Some(old);
                 return;
             }
@@ -380,7 +419,12 @@ impl Runtime {
         // A few rounds per loop so a starving allocation grows the balloon
         // and continues at once.
         for _ in 0..64 {
-            let out = engine.step(now, &mut Frames { frames: &mut k.frames });
+            let out = engine.step(
+                now,
+                &mut Frames {
+                    frames: &mut k.frames,
+                },
+            );
             log::trace!("workload step: {out:?} {:?}", engine.status());
             match out {
                 StepOutcome::Busy => {
@@ -388,7 +432,10 @@ impl Runtime {
                 }
                 StepOutcome::NeedFrames { pages } => {
                     // Balloon up now, within the toolstack target.
-                    match self.balloon.ensure_free(&mut self.mem, &mut k.frames, pages) {
+                    match self
+                        .balloon
+                        .ensure_free(&mut self.mem, &mut k.frames, pages)
+                    {
                         Ok(()) => continue,
                         Err(e) => {
                             log::debug!("workload needs {pages} frames: {e:?}");
@@ -450,7 +497,8 @@ impl Runtime {
                 d.goal_pages,
                 d.target_pages
             );
-            self.balloon.set_requested_target_pages(Some(d.target_pages));
+            self.balloon
+                .set_requested_target_pages(Some(d.target_pages));
             self.balloon_next_ns = Some(0);
         } else {
             self.balloon.set_requested_target_pages(None);
@@ -467,12 +515,17 @@ impl Runtime {
         if self.balloon_next_ns.is_none_or(|t| now < t) {
             return;
         }
-        let r = self.balloon.step(&mut self.mem, &mut k.frames, &mut IdentityScrubber, now);
+        let r = self
+            .balloon
+            .step(&mut self.mem, &mut k.frames, &mut IdentityScrubber, now);
         if r.released_pages + r.populated_pages > 0 {
             self.status_next_ns = 0;
         }
         if let Progress::BackingOff = r.progress {
-            log::debug!("balloon backing off: {:?}", self.balloon.status(k.frames.counts()).last_error);
+            log::debug!(
+                "balloon backing off: {:?}",
+                self.balloon.status(k.frames.counts()).last_error
+            );
         }
         self.balloon_next_ns = r.next_call_ns;
     }
@@ -496,16 +549,34 @@ impl Runtime {
         }
         let mut extra: Vec<(&str, String)> = alloc::vec![
             ("data/selfballoon/floor", status.floor_kib.to_string()),
-            ("data/selfballoon/clamped", u8::from(status.clamped).to_string()),
-            ("data/selfballoon/toolstack_target", status.toolstack_target_kib.to_string()),
+            (
+                "data/selfballoon/clamped",
+                u8::from(status.clamped).to_string()
+            ),
+            (
+                "data/selfballoon/toolstack_target",
+                status.toolstack_target_kib.to_string()
+            ),
         ];
         if let Some(e) = self.engine.as_ref() {
             let s = e.status();
             extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));
-            extra.push(("data/selfballoon/workload_reserved", pages_to_kib(s.reserved_pages).to_string()));
-            extra.push(("data/selfballoon/workload_resident", pages_to_kib(s.resident_pages).to_string()));
-            extra.push(("data/selfballoon/workload_verified", s.verified_pages.to_string()));
-            extra.push(("data/selfballoon/workload_mismatches", s.mismatches.to_string()));
+            extra.push((
+                "data/selfballoon/workload_reserved",
+                pages_to_kib(s.reserved_pages).to_string(),
+            ));
+            extra.push((
+                "data/selfballoon/workload_resident",
+                pages_to_kib(s.resident_pages).to_string(),
+            ));
+            extra.push((
+                "data/selfballoon/workload_verified",
+                s.verified_pages.to_string(),
+            ));
+            extra.push((
+                "data/selfballoon/workload_mismatches",
+                s.mismatches.to_string(),
+            ));
         }
         for (p, v) in extra {
             if store.write(p, &v).is_err() {

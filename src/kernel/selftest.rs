@@ -81,14 +81,49 @@ pub fn run(k: &mut Kernel) -> TestResult {
     r.record("frames", frames(k));
     let xen = k.xen.is_some();
     let no_xen = "no hypervisor";
-    r.record("xen-version", if xen { xen_version() } else { Outcome::Skip(no_xen) });
-    r.record("reservation", if xen { reservation(k) } else { Outcome::Skip(no_xen) });
-    r.record("memory-map", if xen { memory_map() } else { Outcome::Skip(no_xen) });
-    r.record("balloon-hypercalls", if xen { balloon_roundtrip(k) } else { Outcome::Skip(no_xen) });
+    r.record(
+        "xen-version",
+        if xen {
+            xen_version()
+        } else {
+            Outcome::Skip(no_xen)
+        },
+    );
+    r.record(
+        "reservation",
+        if xen {
+            reservation(k)
+        } else {
+            Outcome::Skip(no_xen)
+        },
+    );
+    r.record(
+        "memory-map",
+        if xen {
+            memory_map()
+        } else {
+            Outcome::Skip(no_xen)
+        },
+    );
+    r.record(
+        "balloon-hypercalls",
+        if xen {
+            balloon_roundtrip(k)
+        } else {
+            Outcome::Skip(no_xen)
+        },
+    );
     r.record("time", if xen { clock() } else { Outcome::Skip(no_xen) });
     r.record("timer", if xen { timer(k) } else { Outcome::Skip(no_xen) });
     r.record("evtchn", if xen { evtchn() } else { Outcome::Skip(no_xen) });
-    r.record("tmem-probe", if xen { tmem_probe() } else { Outcome::Skip(no_xen) });
+    r.record(
+        "tmem-probe",
+        if xen {
+            tmem_probe()
+        } else {
+            Outcome::Skip(no_xen)
+        },
+    );
     let xs_skip = match k.role {
         Role::Bare => Some(no_xen),
         Role::Dom0 => Some("dom0 has no xenstore here"),
@@ -129,7 +164,11 @@ fn start_info(k: &Kernel) -> Outcome {
             k.boot.start_info.version,
             k.boot.start_info.flags,
             k.boot.memmap.len(),
-            if k.boot.memmap_from_xen { " (from XENMEM_memory_map)" } else { "" },
+            if k.boot.memmap_from_xen {
+                " (from XENMEM_memory_map)"
+            } else {
+                ""
+            },
             ram_pages / 256
         ),
         String::from("no RAM in the memory map"),
@@ -215,9 +254,18 @@ fn frames(k: &mut Kernel) -> Outcome {
     let after = k.frames.counts();
     let inv = k.frames.check_invariants();
     check(
-        bad == 0 && run.is_some_and(|s| s % 16 == 0) && before.free_pages == after.free_pages && inv.is_ok(),
-        format!("64 single + 16 aligned contiguous frames, {} free", after.free_pages),
-        format!("bad={bad} run={run:?} free {}->{} inv={inv:?}", before.free_pages, after.free_pages),
+        bad == 0
+            && run.is_some_and(|s| s % 16 == 0)
+            && before.free_pages == after.free_pages
+            && inv.is_ok(),
+        format!(
+            "64 single + 16 aligned contiguous frames, {} free",
+            after.free_pages
+        ),
+        format!(
+            "bad={bad} run={run:?} free {}->{} inv={inv:?}",
+            before.free_pages, after.free_pages
+        ),
     )
 }
 
@@ -302,7 +350,9 @@ fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
     if let Ok(n) = populated {
         for &p in &pfns[..n] {
             // SAFETY: repopulated, identity mapped, ours.
-            let page = unsafe { core::slice::from_raw_parts((p * PAGE_SIZE) as *const u8, PAGE_SIZE as usize) };
+            let page = unsafe {
+                core::slice::from_raw_parts((p * PAGE_SIZE) as *const u8, PAGE_SIZE as usize)
+            };
             if page.iter().any(|&b| b != 0) {
                 nonzero += 1;
             }
@@ -341,7 +391,12 @@ fn clock() -> Outcome {
     let b = time::now_ns();
     check(
         a > 0 && b > a,
-        format!("Xen system time {} ms, advancing ({} ns for a loop of {})", a / 1_000_000, b - a, x % 7 + 100_000 - x % 7),
+        format!(
+            "Xen system time {} ms, advancing ({} ns for a loop of {})",
+            a / 1_000_000,
+            b - a,
+            x % 7 + 100_000 - x % 7
+        ),
         format!("time did not advance: {a} -> {b}"),
     )
 }
@@ -391,9 +446,9 @@ fn tmem_probe() -> Outcome {
         )
     };
     match r {
-        Err(e) if e == crate::xen::errno::Errno::ENOSYS => {
-            Outcome::Pass(String::from("tmem absent (ENOSYS): in-guest pool will be used"))
-        }
+        Err(e) if e == crate::xen::errno::Errno::ENOSYS => Outcome::Pass(String::from(
+            "tmem absent (ENOSYS): in-guest pool will be used",
+        )),
         Err(e) => Outcome::Pass(format!("tmem unavailable ({e})")),
         Ok(id) => Outcome::Pass(format!("tmem present, pool {id}")),
     }
@@ -422,7 +477,9 @@ fn xenstore(k: &mut Kernel) -> Outcome {
         && max.is_ok()
         && w.is_ok()
         && back.as_deref() == Ok("1")
-        && dir.as_ref().is_ok_and(|d| d.iter().any(|e| e == "selftest"))
+        && dir
+            .as_ref()
+            .is_ok_and(|d| d.iter().any(|e| e == "selftest"))
         && rm.is_ok()
         && gone.is_err()
         && tx.is_ok();

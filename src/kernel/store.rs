@@ -22,7 +22,8 @@ const MAX_SPECIAL_PFN: u64 = (4u64 << 30) >> 12;
 
 fn special_page(pfn_param: u32, evtchn_param: u32) -> Result<(u64, Port), String> {
     let pfn = calls::hvm_get_param(pfn_param).map_err(|e| alloc::format!("pfn param: {e}"))?;
-    let port = calls::hvm_get_param(evtchn_param).map_err(|e| alloc::format!("evtchn param: {e}"))?;
+    let port =
+        calls::hvm_get_param(evtchn_param).map_err(|e| alloc::format!("evtchn param: {e}"))?;
     if pfn == 0 || pfn >= MAX_SPECIAL_PFN {
         return Err(alloc::format!("page pfn {pfn:#x} not usable"));
     }
@@ -85,4 +86,3 @@ pub fn connect(ev: Events) -> Result<XenStore, String> {
     let _ = calls::evtchn_unmask(port);
     Ok(XenstoreClient::new(page, StoreWaiter { events: ev, port }))
 }
-

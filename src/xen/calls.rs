@@ -56,7 +56,8 @@ fn reservation_op(cmd: u64, pfns: &mut [u64]) -> Result<usize, Errno> {
     if pfns.len() > MAX_BATCH {
         return Err(Errno::E2BIG);
     }
-    let mut r = abi::xen_memory_reservation::order0_self(pfns.as_mut_ptr() as u64, pfns.len() as u64);
+    let mut r =
+        abi::xen_memory_reservation::order0_self(pfns.as_mut_ptr() as u64, pfns.len() as u64);
     // SAFETY: `r` is a valid xen_memory_reservation whose extent_start
     // points at `pfns`, which Xen reads and (for populate) may write, for
     // exactly nr_extents entries; both outlive the call.
@@ -100,7 +101,13 @@ pub fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
         gpfn,
     };
     // SAFETY: a valid xen_add_to_physmap living across the call.
-    unsafe { hypercall2(nr::MEMORY_OP, XENMEM_ADD_TO_PHYSMAP, &mut a as *mut _ as u64) }?;
+    unsafe {
+        hypercall2(
+            nr::MEMORY_OP,
+            XENMEM_ADD_TO_PHYSMAP,
+            &mut a as *mut _ as u64,
+        )
+    }?;
     Ok(())
 }
 
@@ -215,7 +222,11 @@ fn evtchn_op<T>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
 
 /// EVTCHNOP_bind_virq on `vcpu`: returns the new port.
 pub fn bind_virq(virq: u32, vcpu: u32) -> Result<Port, Errno> {
-    let mut a = abi::evtchn_bind_virq { virq, vcpu, port: 0 };
+    let mut a = abi::evtchn_bind_virq {
+        virq,
+        vcpu,
+        port: 0,
+    };
     evtchn_op(abi::EVTCHNOP_bind_virq, &mut a)?;
     Ok(a.port)
 }

@@ -90,7 +90,9 @@ pub fn take(port: Port) -> bool {
 /// Whether `port` has fired (without consuming it).
 pub fn peek(port: Port) -> bool {
     let (w, b) = split(port);
-    FIRED.get(w).is_some_and(|f| f.load(Ordering::Acquire) & (1 << b) != 0)
+    FIRED
+        .get(w)
+        .is_some_and(|f| f.load(Ordering::Acquire) & (1 << b) != 0)
 }
 
 /// Marks `port` as fired (used to re-arm a wait that consumed too much).

@@ -55,19 +55,21 @@ pub fn detect() -> Option<XenCpuid> {
     if cpu::cpuid(1).ecx & (1 << 31) == 0 {
         return None;
     }
-    (0..16u32).map(|k| 0x4000_0000 + 0x100 * k).find_map(|base| {
-        let r = cpu::cpuid(base);
-        let sig = [r.ebx, r.ecx, r.edx];
-        let want = [
-            u32::from_le_bytes(*b"XenV"),
-            u32::from_le_bytes(*b"MMXe"),
-            u32::from_le_bytes(*b"nVMM"),
-        ];
-        (sig == want && r.eax >= base + 2).then_some(XenCpuid {
-            base,
-            max_leaf: r.eax,
+    (0..16u32)
+        .map(|k| 0x4000_0000 + 0x100 * k)
+        .find_map(|base| {
+            let r = cpu::cpuid(base);
+            let sig = [r.ebx, r.ecx, r.edx];
+            let want = [
+                u32::from_le_bytes(*b"XenV"),
+                u32::from_le_bytes(*b"MMXe"),
+                u32::from_le_bytes(*b"nVMM"),
+            ];
+            (sig == want && r.eax >= base + 2).then_some(XenCpuid {
+                base,
+                max_leaf: r.eax,
+            })
         })
-    })
 }
 
 /// Xen's version from CPUID leaf base+1: (major, minor).
@@ -145,7 +147,14 @@ pub unsafe fn hypercall3(op: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, Errn
 ///
 /// # Safety
 /// As [`hypercall4`].
-pub unsafe fn hypercall5(op: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> Result<u64, Errno> {
+pub unsafe fn hypercall5(
+    op: u32,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> Result<u64, Errno> {
     if !ready() {
         return Err(Errno::ENOSYS);
     }

@@ -122,10 +122,7 @@ mod tests {
             ..t
         };
         assert_eq!(w.ns_at(1000), 5_000 + 1000);
-        let s = TimeInfo {
-            tsc_shift: -1,
-            ..t
-        };
+        let s = TimeInfo { tsc_shift: -1, ..t };
         assert_eq!(s.ns_at(5000), 5_000 + 1000);
         let u = TimeInfo { tsc_shift: 1, ..t };
         assert_eq!(u.ns_at(2000), 5_000 + 1000);
