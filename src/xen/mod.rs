@@ -7,6 +7,6 @@ pub mod errno;
 pub mod events;
 pub mod hypercall;
 pub mod ops;
-pub mod xenstore;
 pub mod start_info;
 pub mod time;
+pub mod xenstore;
