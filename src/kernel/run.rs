@@ -97,6 +97,50 @@ impl PageSource for Frames<'_, '_> {
     }
 }
 
+/// Measures the time spent inside reservation hypercalls, to compare with
+/// the guest-side time of a whole balloon step.
+struct Timed<'a, M: MemoryOps> {
+    inner: &'a mut M,
+    hypercall_ns: u64,
+    hypercalls: u64,
+}
+
+impl<M: MemoryOps> Timed<'_, M> {
+    fn time<T>(&mut self, f: impl FnOnce(&mut M) -> T) -> T {
+        let t0 = time::now_ns();
+        let r = f(self.inner);
+        self.hypercall_ns += time::now_ns().saturating_sub(t0);
+        self.hypercalls += 1;
+        r
+    }
+}
+
+impl<M: MemoryOps> MemoryOps for Timed<'_, M> {
+    fn decrease_reservation(&mut self, pfns: &[Pfn]) -> Result<usize, crate::xen::errno::Errno> {
+        self.time(|m| m.decrease_reservation(pfns))
+    }
+    fn populate_physmap(&mut self, pfns: &[Pfn]) -> Result<usize, crate::xen::errno::Errno> {
+        self.time(|m| m.populate_physmap(pfns))
+    }
+    fn current_reservation(&mut self) -> Result<u64, crate::xen::errno::Errno> {
+        self.inner.current_reservation()
+    }
+    fn maximum_reservation(&mut self) -> Result<u64, crate::xen::errno::Errno> {
+        self.inner.maximum_reservation()
+    }
+}
+
+/// Balloon timing totals: whole steps (guest side, including scrubbing
+/// and bookkeeping) against the hypercalls inside them.
+#[derive(Clone, Copy, Debug, Default)]
+struct BalloonTiming {
+    steps: u64,
+    step_ns: u64,
+    hypercalls: u64,
+    hypercall_ns: u64,
+    pages: u64,
+}
+
 /// A [`Store`] that skips writes of the value it last wrote to a path, so
 /// that publishing unchanged status costs no round trip.
 struct Dedup<'a, S: Store> {
@@ -147,6 +191,7 @@ struct Runtime {
     kernel_pages: u64,
     boot_totalram_pages: u64,
     max_pfn: u64,
+    timing: BalloonTiming,
 }
 
 fn parse_workload(spec: &str) -> Option<Engine> {
@@ -274,6 +319,7 @@ impl Runtime {
             kernel_pages,
             boot_totalram_pages,
             max_pfn,
+            timing: BalloonTiming::default(),
         };
         if rt.controller.tunables().selfballooning {
             rt.tick_next_ns = Some(time::now_ns() + rt.interval_ns());
@@ -515,11 +561,34 @@ impl Runtime {
         if self.balloon_next_ns.is_none_or(|t| now < t) {
             return;
         }
+        let mut ops = Timed {
+            inner: &mut self.mem,
+            hypercall_ns: 0,
+            hypercalls: 0,
+        };
+        let t0 = time::now_ns();
         let r = self
             .balloon
-            .step(&mut self.mem, &mut k.frames, &mut IdentityScrubber, now);
-        if r.released_pages + r.populated_pages > 0 {
+            .step(&mut ops, &mut k.frames, &mut IdentityScrubber, now);
+        let step_ns = time::now_ns().saturating_sub(t0);
+        let moved = r.released_pages + r.populated_pages;
+        if moved > 0 {
             self.status_next_ns = 0;
+            let t = &mut self.timing;
+            t.steps += 1;
+            t.step_ns += step_ns;
+            t.hypercalls += ops.hypercalls;
+            t.hypercall_ns += ops.hypercall_ns;
+            t.pages += moved;
+            log::info!(
+                "balloon: -{} +{} pages in {} hypercalls: step {} us, hypercalls {} us ({:?})",
+                r.released_pages,
+                r.populated_pages,
+                ops.hypercalls,
+                step_ns / 1000,
+                ops.hypercall_ns / 1000,
+                r.progress
+            );
         }
         if let Progress::BackingOff = r.progress {
             log::debug!(
@@ -558,6 +627,22 @@ impl Runtime {
                 status.toolstack_target_kib.to_string()
             ),
         ];
+        let t = self.timing;
+        if t.hypercalls > 0 {
+            // Per 512-extent batch: guest-side step time vs hypercall time.
+            extra.push((
+                "data/selfballoon/batch_step_us",
+                (t.step_ns / t.hypercalls / 1000).to_string(),
+            ));
+            extra.push((
+                "data/selfballoon/batch_hypercall_us",
+                (t.hypercall_ns / t.hypercalls / 1000).to_string(),
+            ));
+            extra.push((
+                "data/selfballoon/balloon_hypercalls",
+                t.hypercalls.to_string(),
+            ));
+        }
         if let Some(e) = self.engine.as_ref() {
             let s = e.status();
             extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));
