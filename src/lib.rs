@@ -26,6 +26,7 @@ pub mod balloon;
 pub mod cmdline;
 pub mod kernel;
 pub mod mm;
+pub mod parse;
 pub mod selfballoon;
 pub mod workload;
 pub mod xen;

@@ -7,6 +7,7 @@ use core::fmt;
 use super::{Balloon, Limit};
 use crate::mm::frame::FrameCounts;
 use crate::mm::pages_to_kib;
+use crate::parse::DecimalError;
 use crate::xen::errno::Errno;
 use crate::xen::xenstore::{Store, XsError};
 
@@ -129,18 +130,9 @@ impl fmt::Display for TargetParseError {
 
 /// Parses `memory/target`: KiB as ASCII digits only, nothing else.
 pub fn parse_target_kib(value: &str) -> Result<u64, TargetParseError> {
-    if value.is_empty() {
-        return Err(TargetParseError::Empty);
-    }
-    let mut kib: u64 = 0;
-    for b in value.bytes() {
-        if !b.is_ascii_digit() {
-            return Err(TargetParseError::NotDigits);
-        }
-        kib = kib
-            .checked_mul(10)
-            .and_then(|k| k.checked_add(u64::from(b - b'0')))
-            .ok_or(TargetParseError::Overflow)?;
-    }
-    Ok(kib)
+    crate::parse::decimal_u64(value).map_err(|e| match e {
+        DecimalError::Empty => TargetParseError::Empty,
+        DecimalError::NotDigits => TargetParseError::NotDigits,
+        DecimalError::Overflow => TargetParseError::Overflow,
+    })
 }

@@ -14,7 +14,7 @@ use core::num::NonZeroU32;
 
 use crate::balloon::{self, Balloon, BalloonConfig, Progress, Scrubber};
 use crate::cmdline::SelfballoonMode;
-use crate::mm::frame::FrameAllocator;
+use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::mm::{pages_to_kib, Pfn, PAGE_SIZE};
 use crate::selfballoon::controller::Controller;
 use crate::selfballoon::policy::TickInput;
@@ -56,6 +56,17 @@ struct Frames<'a, 'm> {
     frames: &'a mut FrameAllocator<'m>,
 }
 
+impl Frames<'_, '_> {
+    /// The identity-mapped bytes of `pfn`, if the frame is allocated (to
+    /// the workload: it is the only user of `alloc` at run time).
+    fn page(&self, pfn: Pfn) -> Result<*mut [u8; PAGE_BYTES], MapError> {
+        match self.frames.state(pfn) {
+            Some(FrameState::Allocated) => Ok((pfn * PAGE_SIZE) as *mut [u8; PAGE_BYTES]),
+            _ => Err(MapError),
+        }
+    }
+}
+
 impl PageSource for Frames<'_, '_> {
     fn alloc_frame(&mut self) -> Option<Pfn> {
         self.frames.alloc()
@@ -66,13 +77,11 @@ impl PageSource for Frames<'_, '_> {
         pfn: Pfn,
         f: &mut dyn FnMut(&mut [u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
-            return Err(MapError);
-        }
-        // SAFETY: the frame is allocated (checked), so populated RAM that
-        // the allocator handed to the workload alone; identity mapped.
-        let page = unsafe { &mut *((pfn * PAGE_SIZE) as *mut [u8; PAGE_BYTES]) };
-        f(page);
+        let page = self.page(pfn)?;
+        // SAFETY: the frame is allocated (checked by `page`): populated,
+        // identity-mapped RAM that only the workload uses; no other
+        // reference to it exists during the call.
+        f(unsafe { &mut *page });
         Ok(())
     }
 
@@ -81,12 +90,9 @@ impl PageSource for Frames<'_, '_> {
         pfn: Pfn,
         f: &mut dyn FnMut(&[u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        if self.frames.state(pfn) != Some(crate::mm::frame::FrameState::Allocated) {
-            return Err(MapError);
-        }
+        let page = self.page(pfn)?;
         // SAFETY: as in write_frame.
-        let page = unsafe { &*((pfn * PAGE_SIZE) as *const [u8; PAGE_BYTES]) };
-        f(page);
+        f(unsafe { &*page });
         Ok(())
     }
 

@@ -28,6 +28,8 @@ use alloc::string::String;
 use core::fmt;
 use core::num::NonZeroU32;
 
+use crate::parse::DecimalError;
+
 use super::policy::Mode;
 
 /// Default `selfballoon_interval`, seconds (both C versions).
@@ -358,31 +360,12 @@ fn strip_newline(s: &str) -> &str {
 /// Parses an unsigned decimal that fits a u32: digits only, one optional
 /// trailing newline.
 pub fn parse_u32(value: &str) -> Result<u32, RejectReason> {
-    let s = strip_newline(value);
-    if s.is_empty() {
-        return Err(RejectReason::Empty);
-    }
-    let mut acc: u32 = 0;
-    let mut overflow = false;
-    for b in s.bytes() {
-        if !b.is_ascii_digit() {
-            return Err(RejectReason::NotDecimal);
-        }
-        // Keep scanning after an overflow so that "99999999999x" reports
-        // the bad character rather than the size.
-        match acc
-            .checked_mul(10)
-            .and_then(|a| a.checked_add(u32::from(b - b'0')))
-        {
-            Some(a) => acc = a,
-            None => overflow = true,
-        }
-    }
-    if overflow {
-        Err(RejectReason::OutOfRange)
-    } else {
-        Ok(acc)
-    }
+    let v = crate::parse::decimal_u64(strip_newline(value)).map_err(|e| match e {
+        DecimalError::Empty => RejectReason::Empty,
+        DecimalError::NotDigits => RejectReason::NotDecimal,
+        DecimalError::Overflow => RejectReason::OutOfRange,
+    })?;
+    u32::try_from(v).map_err(|_| RejectReason::OutOfRange)
 }
 
 /// [`parse_u32`], rejecting 0.

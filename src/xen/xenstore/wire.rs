@@ -278,17 +278,7 @@ pub fn encode_watch_event(path: &str, token: &str) -> Result<Vec<u8>, XsError> {
 /// newline), at least one, no overflow. Anything else is
 /// [`XsError::Protocol`] (the value did not have the agreed form).
 pub fn parse_u64(s: &str) -> Result<u64, XsError> {
-    if s.is_empty() {
-        return Err(XsError::Protocol);
-    }
-    s.bytes().try_fold(0u64, |acc, b| {
-        if !b.is_ascii_digit() {
-            return Err(XsError::Protocol);
-        }
-        acc.checked_mul(10)
-            .and_then(|v| v.checked_add(u64::from(b - b'0')))
-            .ok_or(XsError::Protocol)
-    })
+    crate::parse::decimal_u64(s).map_err(|_| XsError::Protocol)
 }
 
 #[cfg(test)]

@@ -1,0 +1,86 @@
+//! Strict decimal numbers, as dom0 and the toolstack write them in
+//! xenstore: ASCII digits only (no sign, space, `+`, hex or suffix), no
+//! overflow. One parser serves the xenstore client, the balloon driver's
+//! `memory/target` and the controller's tunables, each mapping the error
+//! to its own vocabulary.
+
+use core::fmt;
+
+/// Why a string is not a strict decimal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecimalError {
+    /// No digits at all.
+    Empty,
+    /// A byte that is not an ASCII digit (reported even when the digits
+    /// before it already overflowed, so "99999999999999999999x" is
+    /// `NotDigits`).
+    NotDigits,
+    /// More than `u64::MAX`.
+    Overflow,
+}
+
+impl fmt::Display for DecimalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DecimalError::Empty => "empty",
+            DecimalError::NotDigits => "not a decimal number",
+            DecimalError::Overflow => "too large",
+        })
+    }
+}
+
+/// Parses `s` as a strict decimal `u64`.
+pub fn decimal_u64(s: &str) -> Result<u64, DecimalError> {
+    if s.is_empty() {
+        return Err(DecimalError::Empty);
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(DecimalError::NotDigits);
+    }
+    s.bytes().try_fold(0u64, |acc, b| {
+        acc.checked_mul(10)
+            .and_then(|v| v.checked_add(u64::from(b - b'0')))
+            .ok_or(DecimalError::Overflow)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn strict() {
+        assert_eq!(decimal_u64("0"), Ok(0));
+        assert_eq!(decimal_u64("007"), Ok(7));
+        assert_eq!(decimal_u64("18446744073709551615"), Ok(u64::MAX));
+        assert_eq!(
+            decimal_u64("18446744073709551616"),
+            Err(DecimalError::Overflow)
+        );
+        assert_eq!(
+            decimal_u64("1180591620717411303424"),
+            Err(DecimalError::Overflow)
+        );
+        assert_eq!(
+            decimal_u64("99999999999999999999x"),
+            Err(DecimalError::NotDigits)
+        );
+        for bad in ["-1", "+1", " 1", "1 ", "1\n", "0x10", "abc", "1k", "١"] {
+            assert_eq!(decimal_u64(bad), Err(DecimalError::NotDigits), "{bad:?}");
+        }
+        assert_eq!(decimal_u64(""), Err(DecimalError::Empty));
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_std_on_digit_strings(s in "[0-9]{1,25}") {
+            prop_assert_eq!(decimal_u64(&s).ok(), s.parse::<u64>().ok());
+        }
+
+        #[test]
+        fn round_trips(v: u64) {
+            prop_assert_eq!(decimal_u64(&v.to_string()), Ok(v));
+        }
+    }
+}
