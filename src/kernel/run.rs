@@ -634,15 +634,15 @@ impl Runtime {
             ),
         ];
         let t = self.timing;
-        if t.hypercalls > 0 {
+        if let (Some(step), Some(hyper)) = (
+            t.step_ns.checked_div(t.hypercalls),
+            t.hypercall_ns.checked_div(t.hypercalls),
+        ) {
             // Per 512-extent batch: guest-side step time vs hypercall time.
-            extra.push((
-                "data/selfballoon/batch_step_us",
-                (t.step_ns / t.hypercalls / 1000).to_string(),
-            ));
+            extra.push(("data/selfballoon/batch_step_us", (step / 1000).to_string()));
             extra.push((
                 "data/selfballoon/batch_hypercall_us",
-                (t.hypercall_ns / t.hypercalls / 1000).to_string(),
+                (hyper / 1000).to_string(),
             ));
             extra.push((
                 "data/selfballoon/balloon_hypercalls",
