@@ -13,6 +13,7 @@
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
 //! | `balloon_floor_mb=<n>` | balloon safety floor in MiB |
+//! | `crash=<pf\|ud\|panic\|hang>` | fail on purpose at boot (tests of the fault reporting and the rig) |
 //!
 //! Unknown words become warnings; a malformed word becomes an error for
 //! that word only, the others still apply. When a key repeats, the last
@@ -41,6 +42,19 @@ pub enum SelfballoonMode {
     Linux,
 }
 
+/// A deliberate failure at boot, for testing how failures are reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrashKind {
+    /// Read an unmapped address (#PF).
+    PageFault,
+    /// Execute `ud2` (#UD).
+    InvalidOpcode,
+    /// `panic!`.
+    Panic,
+    /// Block forever with interrupts enabled.
+    Hang,
+}
+
 /// The settings the command line asked for; `None` means "not given".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KernelArgs {
@@ -58,6 +72,8 @@ pub struct KernelArgs {
     pub scrub: Option<bool>,
     /// `balloon_floor_mb=`.
     pub balloon_floor_mb: Option<u64>,
+    /// `crash=`.
+    pub crash: Option<CrashKind>,
 }
 
 impl KernelArgs {
@@ -149,10 +165,7 @@ fn parse_level(v: &str) -> Result<LevelFilter, CmdlineErrorKind> {
 
 /// Decimal digits only, no sign, fits in u64.
 fn parse_u64(v: &str) -> Result<u64, CmdlineErrorKind> {
-    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(CmdlineErrorKind::BadValue);
-    }
-    v.parse().map_err(|_| CmdlineErrorKind::BadValue)
+    crate::parse::decimal_u64(v).map_err(|_| CmdlineErrorKind::BadValue)
 }
 
 /// Outcome of one word.
@@ -198,6 +211,15 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
             })
         }
         "balloon_floor_mb" => args.balloon_floor_mb = Some(parse_u64(required(value)?)?),
+        "crash" => {
+            args.crash = Some(match required(value)? {
+                "pf" => CrashKind::PageFault,
+                "ud" => CrashKind::InvalidOpcode,
+                "panic" => CrashKind::Panic,
+                "hang" => CrashKind::Hang,
+                _ => return Err(CmdlineErrorKind::BadValue),
+            })
+        }
         _ => return Ok(Word::Unknown),
     }
     Ok(Word::Applied)
@@ -320,6 +342,9 @@ mod tests {
         assert!(p.errors[0].word.len() <= MAX_REPORTED_WORD_BYTES);
         assert_eq!(p.args.workload, None);
         assert!(p.dropped_reports > 900);
+        let p = parse("crash=pf crash=bogus");
+        assert_eq!(p.args.crash, Some(CrashKind::PageFault));
+        assert_eq!(p.errors.len(), 1);
         let p = parse("workload=a\0b loglevel=info\0");
         assert_eq!(p.args.workload.as_deref(), Some("a\0b"));
         assert_eq!(p.errors[0].kind, CmdlineErrorKind::BadValue);

@@ -201,6 +201,9 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
             fail_boot("xen", &e);
         }
     }
+    if let Some(c) = k.args.crash {
+        crash(c);
+    }
     if k.args.selftest {
         let r = selftest::run(&mut k);
         crate::println!("Test result: {}", r.as_str());
@@ -239,6 +242,27 @@ impl Kernel {
             }
         }
         Ok(())
+    }
+}
+
+/// Fails on purpose (`crash=` on the command line).
+fn crash(kind: cmdline::CrashKind) {
+    log::warn!("crash={kind:?} requested");
+    match kind {
+        cmdline::CrashKind::PageFault => {
+            // Above the 4 GiB the boot page tables map.
+            let p = (8u64 << 30) as *const u64;
+            // SAFETY: not sound on purpose: the read faults (#PF) and the
+            // trap handler ends the kernel; it never returns here.
+            let v = unsafe { p.read_volatile() };
+            log::error!("read {v:#x} from an unmapped address?");
+        }
+        // SAFETY: ud2 raises #UD, which is fatal and never returns.
+        cmdline::CrashKind::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
+        cmdline::CrashKind::Panic => panic!("crash=panic requested"),
+        cmdline::CrashKind::Hang => loop {
+            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+        },
     }
 }
 
