@@ -517,7 +517,7 @@ impl Runtime {
         Committed {
             workload_reserved_pages: self.engine.as_ref().map_or(0, |e| e.committed_pages()),
             kernel_heap_pages: (heap.size_bytes as u64).div_ceil(PAGE_SIZE),
-            page_table_pages: 0,
+            page_table_pages: super::boot::BOOT_PAGE_TABLE_PAGES,
         }
         .total_pages()
     }
