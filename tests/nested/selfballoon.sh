@@ -22,13 +22,14 @@ p=$(dompath sb)
 xs_write "$p/memory/selfballoon/selfballoon_interval" 2
 xs_wait "$p/$ds/selfballoon_interval" '^2$' 30 > /dev/null
 sample_start selfballoon.csv sb $ds/current $ds/target $ds/requested_target_kib \
-    $ds/goal_kib $ds/committed_kib $ds/policy_floor_kib $ds/policy_clamped \
+    $ds/current_kib $ds/goal_kib $ds/committed_kib $ds/policy_floor_kib $ds/policy_clamped \
     $ds/ticks $ds/selfballoon_downhysteresis $ds/workload_phase
 
-# Ratio of successive steps toward the goal, from the samples between two
-# times: for each tick (a new `ticks` value), (target - goal) over the
-# previous tick's (target - goal), while the floor does not clamp and the
-# gap is above 2 MiB; prints the mean (mawk has no sort).
+# The controller's step toward the goal, per tick, from the status it
+# publishes with each tick (current, goal and the new target of that same
+# tick): (target - goal) / (current - goal), for ticks between two times
+# where the floor does not clamp and the gap is above 2 MiB. 7/8 for
+# downhysteresis 8, 1/2 for 2. Prints the mean (mawk has no sort).
 step_ratio() {
     local from=$1 to=$2
     awk -F, -v from="$from" -v to="$to" '
@@ -37,17 +38,13 @@ step_ratio() {
             t = $1 + 0; tick = $col["sb.'$ds'/ticks"]
             tgt = $col["sb.'$ds'/requested_target_kib"] + 0
             goal = $col["sb.'$ds'/goal_kib"] + 0
+            cur = $col["sb.'$ds'/current_kib"] + 0
             clamp = $col["sb.'$ds'/policy_clamped"]
             if (t < from || t > to || tick == "" || tick == last) next
-            gap = tgt - goal
-            if (clamp == "none" && prev > 2048 && gap > 0) r[n++] = gap / prev
-            prev = (clamp == "none") ? gap : 0; last = tick
+            last = tick
+            if (clamp == "none" && cur - goal > 2048 && tgt < cur) { sum += (tgt - goal) / (cur - goal); n++ }
         }
-        END {
-            if (n == 0) { print "none"; exit }
-            for (i = 0; i < n; i++) sum += r[i]
-            printf "%.3f\n", sum / n
-        }' "$RIG_DIR/selfballoon.csv"
+        END { if (n == 0) print "none"; else printf "%.3f\n", sum / n }' "$RIG_DIR/selfballoon.csv"
 }
 now_s() { awk -F, 'END { print $1 + 0 }' "$RIG_DIR/selfballoon.csv"; }
 
@@ -83,12 +80,16 @@ done
 ticks=$(( $(xs_read "$p/$ds/ticks") - before_ticks ))
 metric spike_ticks_to_hold_demand "$ticks"
 assert_le "$ticks" 2 "demand held within a tick or two"
-xs_wait "$p/$ds/workload_phase" 'idle|done' 90 > /dev/null
 
 # --- faster descent with downhysteresis 2 -------------------------------------
+# While the workload holds its memory, dom0 asks for faster descent and a
+# lower floor (min_usable_mb 32, so that more of the descent is unclamped).
 xs_write "$p/memory/selfballoon/selfballoon_downhysteresis" 2
+xs_write "$p/memory/selfballoon/selfballoon_min_usable_mb" 32
 xs_wait "$p/$ds/selfballoon_downhysteresis" '^2$' 30 > /dev/null
+xs_wait "$p/$ds/selfballoon_min_usable_mb" '^32$' 30 > /dev/null
 t_fast0=$(now_s)
+xs_wait "$p/$ds/workload_phase" 'idle|done' 90 > /dev/null
 sleep 20
 t_fast1=$(now_s)
 r2=$(step_ratio "$t_fast0" "$t_fast1")
