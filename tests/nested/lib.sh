@@ -82,6 +82,33 @@ metric() {
 domid() { xl domid "$1" 2>/dev/null || fail "no domain named $1"; }
 dompath() { echo "/local/domain/$(domid "$1")"; }
 
+# Why NAME shut down, from xl's per-domain log ("" if it has not).
+_shutdown_reason() {
+    local code
+    code=$(sed -n 's/.*has shut down, reason code \([0-9]*\).*/\1/p' \
+        "/var/log/xen/xl-$1.log" 2>/dev/null | tail -1)
+    case $code in
+        "") ;;
+        0) echo poweroff ;;
+        1) echo "reboot (a triple fault?)" ;;
+        2) echo suspend ;;
+        3) echo crash ;;
+        4) echo watchdog ;;
+        *) echo "reason code $code" ;;
+    esac
+}
+
+# "<reason>, state <letters>" for a guest that stopped running.
+_why_stopped() {
+    local r st
+    r=$(_shutdown_reason "$1")
+    st=$(_state "$1")
+    if [ -z "$r" ]; then
+        case $st in *c*) r=crash ;; *) r="no reason logged" ;; esac
+    fi
+    echo "$r, state $st"
+}
+
 # State letters of NAME from `xl list` (e.g. -b----, --p---, ---sc-), or "gone".
 _state() {
     local s
@@ -111,6 +138,10 @@ create_guest() {
                 || fail "create_guest: no selfballoon kernel in the run dir (did the build fail?)"
             args+=("kernel=\"$RIG_DIR/selfballoon\"") ;;
     esac
+    # A triple fault shows as a reboot (Xen's default reason for HVM/PVH);
+    # keep such a guest (and a crashed one) for the logs instead of letting
+    # it vanish. rig_run destroys what is left at the end.
+    args+=('on_reboot="preserve"' 'on_crash="preserve"')
     for a in "$@"; do
         case $a in
             *=*) ;;
@@ -172,11 +203,7 @@ wait_console() {
                     printf '%s\n' "$line" | tr -d '\r'
                     return 0
                 fi
-                case $st in
-                    gone) fail "$name vanished while waiting for /$re/" ;;
-                    *c*) fail "$name crashed while waiting for /$re/" ;;
-                    *) fail "$name shut down while waiting for /$re/" ;;
-                esac
+                fail "$name stopped ($(_why_stopped "$name")) while waiting for /$re/"
                 ;;
         esac
         [ "$(_now_ms)" -lt "$end" ] || fail "timeout (${timeout}s) waiting for /$re/ on $name's console"
@@ -271,7 +298,10 @@ wait_mem() {
     case $op in le | ge) ;; *) fail "wait_mem: op must be le or ge, not $op" ;; esac
     while :; do
         m=$(mem_of "$name")
-        [ -n "$m" ] || fail "wait_mem: $name is gone"
+        [ -n "$m" ] || fail "wait_mem: $name is gone ($(_why_stopped "$name"))"
+        case $(_state "$name") in
+            *s* | *c*) fail "wait_mem: $name stopped ($(_why_stopped "$name"))" ;;
+        esac
         if [ "$op" = le ] && [ "$m" -le "$want" ]; then break; fi
         if [ "$op" = ge ] && [ "$m" -ge "$want" ]; then break; fi
         if [ $(( ($(_now_us) - t0) / 1000000 )) -ge "$timeout" ]; then

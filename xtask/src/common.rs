@@ -40,13 +40,20 @@ pub fn kernel_path() -> PathBuf {
 
 /// Runs a command to completion with inherited output; errors on failure.
 pub fn run_status(cmd: &mut Command, what: &str) -> Result<()> {
-    let st = cmd
-        .status()
-        .with_context(|| format!("cannot run {what}"))?;
+    let st = cmd.status().with_context(|| format!("cannot run {what}"))?;
     if !st.success() {
         bail!("{what} failed ({st})");
     }
     Ok(())
+}
+
+/// Installs missing host packages (QEMU 10, Xen, debootstrap, ...) with
+/// tests/nested/install-host-deps.sh; a no-op when all is present.
+pub fn host_deps() -> Result<()> {
+    run_status(
+        Command::new("bash").arg(root().join("tests/nested/install-host-deps.sh")),
+        "tests/nested/install-host-deps.sh",
+    )
 }
 
 /// `cargo build --release` of the kernel; returns the ELF path.
@@ -131,6 +138,29 @@ impl TestResult {
             TestResult::Skip => "SKIP",
         }
     }
+}
+
+/// A new folder `results/<kind>-<UTC stamp>` (suffixed `-2`, `-3`, ...
+/// if a run in the same second took the name).
+pub fn new_result_dir(kind: &str) -> Result<PathBuf> {
+    let base = root().join("results");
+    std::fs::create_dir_all(&base).with_context(|| format!("cannot create {}", base.display()))?;
+    let stamp = utc_stamp();
+    for n in 1..1000 {
+        let name = if n == 1 {
+            format!("{kind}-{stamp}")
+        } else {
+            format!("{kind}-{stamp}-{n}")
+        };
+        let d = base.join(name);
+        // create_dir (not _all) fails if another run got there first.
+        match std::fs::create_dir(&d) {
+            Ok(()) => return Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", d.display())),
+        }
+    }
+    bail!("cannot find a free result folder name for {kind}")
 }
 
 /// `YYYYmmdd-HHMMSS` in UTC, for result folder names.

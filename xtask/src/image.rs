@@ -120,9 +120,11 @@ pub fn ensure(force: bool) -> Result<PathBuf> {
         bail!("build.sh finished but {} is incomplete", tmp.display());
     }
     if dir.exists() {
-        std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
     }
-    std::fs::rename(&tmp, &dir).with_context(|| format!("cannot move image to {}", dir.display()))?;
+    std::fs::rename(&tmp, &dir)
+        .with_context(|| format!("cannot move image to {}", dir.display()))?;
     eprintln!(
         "xtask image: built in {:.0}s: {}",
         t.elapsed().as_secs_f64(),

@@ -61,7 +61,9 @@ fn parse(args: &[String]) -> Result<Args> {
                 break;
             }
             "--timeout" => {
-                let v = it.next().ok_or_else(|| anyhow!("--timeout needs seconds"))?;
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--timeout needs seconds"))?;
                 let s: u64 = v
                     .parse()
                     .map_err(|_| anyhow!("--timeout: '{v}' is not a number of seconds"))?;
@@ -127,7 +129,10 @@ fn real_main(argv: &[String]) -> Result<()> {
     match cmd.as_str() {
         "qemu" => qemu::tier1(&qemu_opts(&a, 60)),
         "dom0" => qemu::tier2(&qemu_opts(&a, 120)),
-        "image" => image::cmd(a.rebuild),
+        "image" => {
+            common::host_deps()?;
+            image::cmd(a.rebuild)
+        }
         "nested" => {
             let scenario = a
                 .words
@@ -202,6 +207,7 @@ fn step(results: &mut Vec<Outcome>, name: &str, f: impl FnOnce() -> Result<Strin
 
 fn test_all(a: &Args) -> Result<()> {
     let total = Instant::now();
+    common::host_deps()?;
     let mut res = Vec::new();
     step(&mut res, "host: cargo test", || {
         common::run_status(common::cargo().args(["test", "--workspace"]), "cargo test")?;
@@ -243,7 +249,10 @@ fn test_all(a: &Args) -> Result<()> {
             }
         }
     }
-    println!("\n===== summary ({:.0}s) =====", total.elapsed().as_secs_f64());
+    println!(
+        "\n===== summary ({:.0}s) =====",
+        total.elapsed().as_secs_f64()
+    );
     for r in &res {
         println!(
             "  {}  {:32} {:7.1}s  {}",
@@ -263,6 +272,7 @@ fn test_all(a: &Args) -> Result<()> {
 }
 
 fn demo(a: &Args) -> Result<()> {
+    common::host_deps()?;
     let o = nested::Opts {
         build: !a.no_build,
         ..nested_opts(a, "demo")

@@ -73,14 +73,13 @@ fn scenario_path(name: &str) -> Result<PathBuf> {
     let path = if name.ends_with(".sh") && p.is_file() {
         p.to_path_buf()
     } else {
-        common::root().join("tests/nested").join(format!("{name}.sh"))
+        common::root()
+            .join("tests/nested")
+            .join(format!("{name}.sh"))
     };
     if !path.is_file() {
         let known = scenarios().unwrap_or_default().join(", ");
-        bail!(
-            "no scenario {} (known: {known})",
-            path.display()
-        );
+        bail!("no scenario {} (known: {known})", path.display());
     }
     Ok(path)
 }
@@ -135,8 +134,15 @@ fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Re
 fn qemu_command(img: &Path, share: Option<&Path>, interactive: bool) -> Command {
     let e = |p: &Path| common::qemu_list_escape(&p.to_string_lossy());
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", "qemu64,+svm,+npt"])
-        .args(["-m", QEMU_MEM_MIB, "-smp", "2", "-no-reboot"]);
+    cmd.args([
+        "-accel",
+        "tcg",
+        "-machine",
+        "q35",
+        "-cpu",
+        "qemu64,+svm,+npt",
+    ])
+    .args(["-m", QEMU_MEM_MIB, "-smp", "2", "-no-reboot"]);
     if interactive {
         cmd.arg("-nographic");
     } else {
@@ -198,9 +204,7 @@ pub fn run(o: &Opts) -> Result<Outcome> {
         .unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S));
     let kernel = guest_kernel(o)?;
     let img = image::ensure(false)?;
-    let dir = common::root()
-        .join("results")
-        .join(format!("{name}-{}", common::utc_stamp()));
+    let dir = common::new_result_dir(&name)?;
     prepare(&dir, &scen, &name, kernel.as_deref())?;
     let cmd = qemu_command(&img, Some(&dir), false);
     std::fs::write(dir.join("qemu-cmdline.txt"), format!("{cmd:?}\n"))?;
@@ -239,7 +243,10 @@ pub fn run(o: &Opts) -> Result<Outcome> {
     let secs = fin.elapsed.as_secs_f64();
     let (passed, mut summary) = match fin.end {
         End::Exit(Some(33)) if result.starts_with("PASS") => {
-            let note = result.trim_start_matches("PASS").trim_start_matches(':').trim();
+            let note = result
+                .trim_start_matches("PASS")
+                .trim_start_matches(':')
+                .trim();
             (true, note.to_string())
         }
         End::Timeout => (
@@ -255,7 +262,11 @@ pub fn run(o: &Opts) -> Result<Outcome> {
             format!(
                 "no verdict from dom0 (QEMU exit {}, step: {step}){}",
                 code.map_or("signal".into(), |c| c.to_string()),
-                if xen_panic { "; a kernel or Xen panicked" } else { "" }
+                if xen_panic {
+                    "; a kernel or Xen panicked"
+                } else {
+                    ""
+                }
             ),
         ),
         End::Stopped => (
@@ -308,11 +319,13 @@ pub fn run(o: &Opts) -> Result<Outcome> {
 pub fn shell(o: &Opts) -> Result<()> {
     let kernel = guest_kernel(o)?;
     let img = image::ensure(false)?;
-    let dir = common::root()
-        .join("results")
-        .join(format!("shell-{}", common::utc_stamp()));
-    std::fs::create_dir_all(dir.join("cfg"))?;
-    prepare(&dir, &common::root().join("tests/nested/lib.sh"), "shell", kernel.as_deref())?;
+    let dir = common::new_result_dir("shell")?;
+    prepare(
+        &dir,
+        &common::root().join("tests/nested/lib.sh"),
+        "shell",
+        kernel.as_deref(),
+    )?;
     std::fs::remove_file(dir.join("job.sh"))?;
     eprintln!(
         "xtask nested shell: /rig is {}; `. /rig/lib.sh` for the helpers; Ctrl-A x quits QEMU",

@@ -34,7 +34,12 @@ pub fn parse_csv(text: &str) -> Result<Vec<Column>> {
             if i > 0 {
                 continue;
             }
-            bail!("row {} has {} cells, header has {}", i + 2, cells.len(), cols.len());
+            bail!(
+                "row {} has {} cells, header has {}",
+                i + 2,
+                cells.len(),
+                cols.len()
+            );
         }
         for (c, v) in cols.iter_mut().zip(cells) {
             c.values.push(v.trim().parse::<f64>().ok());
@@ -170,9 +175,8 @@ pub fn render(csv: &Path, svg: &Path) -> Result<()> {
                 } else {
                     format!("{} (KiB→MiB)", c.name)
                 };
-                anno.label(label).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], style)
-                });
+                anno.label(label)
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
                 first = false;
             }
         }

@@ -23,11 +23,7 @@ const XEN_DOM0_ARGS: &str = "loglvl=all guest_loglvl=all console=com1 noreboot \
      console_timestamps=boot dom0=pvh dom0_mem=256M,max:256M";
 
 fn result_dir(kind: &str) -> Result<PathBuf> {
-    let d = common::root()
-        .join("results")
-        .join(format!("{kind}-{}", common::utc_stamp()));
-    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
-    Ok(d)
+    common::new_result_dir(kind)
 }
 
 /// The uncompressed Xen image QEMU's multiboot loader needs: the host's
@@ -66,12 +62,14 @@ pub fn tier1(o: &Opts) -> Result<()> {
     let kernel = common::kernel(o.kernel.as_deref(), o.build)?;
     let dir = result_dir("qemu")?;
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", "256"])
-        .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
-        .args(["-no-reboot", "-kernel"])
-        .arg(&kernel)
-        .args(["-append", &o.cmdline])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    cmd.args([
+        "-accel", "tcg", "-machine", "q35", "-cpu", "qemu64", "-m", "256",
+    ])
+    .args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
+    .args(["-no-reboot", "-kernel"])
+    .arg(&kernel)
+    .args(["-append", &o.cmdline])
+    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
     eprintln!(
         "xtask qemu: {} \"{}\" (timeout {}s)",
         kernel.display(),

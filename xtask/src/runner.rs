@@ -17,7 +17,9 @@ pub enum Verdict {
     Continue,
     /// The run has told us all we need: let it exit by itself for `grace`,
     /// then kill it (e.g. Xen sitting in `noreboot` after dom0 shut down).
-    Stop { grace: Duration },
+    Stop {
+        grace: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,7 +98,11 @@ pub fn run(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("cannot start {program} (is it installed? see tests/nested/install-host-deps.sh)"))?;
+        .with_context(|| {
+            format!(
+                "cannot start {program} (is it installed? see tests/nested/install-host-deps.sh)"
+            )
+        })?;
     let start = Instant::now();
     let (tx, rx) = mpsc::channel();
     if let Some(o) = child.stdout.take() {
