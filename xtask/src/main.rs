@@ -224,6 +224,31 @@ fn test_all(a: &Args) -> Result<()> {
         step(&mut res, "tier 1: qemu selftest", || {
             qemu::tier1(&kopts(60)).map(|_| String::new())
         });
+        // A kernel that faults must say so (vector, error code, RIP) and
+        // end with ERROR, not hang or reset.
+        for (word, shows) in [("pf", "FATAL #PF"), ("ud", "FATAL #UD"), ("panic", "PANIC")] {
+            step(
+                &mut res,
+                &format!("tier 1: qemu crash={word} reported"),
+                || {
+                    let o = qemu::Opts {
+                        cmdline: format!("selftest crash={word}"),
+                        ..kopts(60)
+                    };
+                    match qemu::tier1(&o) {
+                        Ok(()) => bail!("crash={word} ended in SUCCESS"),
+                        Err(e) => {
+                            let text = format!("{e:#}");
+                            if text.contains("Test result: ERROR") && text.contains(shows) {
+                                Ok(format!("ERROR with '{shows}'"))
+                            } else {
+                                bail!("crash={word} not reported as expected: {text}")
+                            }
+                        }
+                    }
+                },
+            );
+        }
         step(&mut res, "tier 2: dom0 selftest", || {
             qemu::tier2(&kopts(180)).map(|_| String::new())
         });
