@@ -9,6 +9,9 @@
 #  - invalid values (0, -1, abc, 2^70) are rejected, published as the last
 #    rejection, and the value in force stays;
 #  - the workload verified every page it read: 0 mismatches.
+# Then dom0 switches the controller to the seed's `2011` mode, which has no
+# reserve and no floor, and the idle guest settles at the balloon driver's
+# own safety floor.
 # Figures: memory held by the idle guest after settling, beside a Linux PV
 # guest's (no self-ballooning in Linux >= 5.3: it keeps what it is given);
 # ticks from the demand step until the guest holds the demand.
@@ -118,6 +121,17 @@ assert_eq "$mism" 0 "verification mismatches"
 assert_ge "$verified" 51200 "pages verified"
 sleep 10
 metric ours_idle_after_spike_kib "$(xs_read "$p/$ds/current")"
+
+# --- the seed's mode: no reserve, no floor but the driver's safety floor ------
+xs_write "$p/memory/selfballoon/mode" 2011
+xs_wait "$p/$ds/mode" '^2011$' 30 > /dev/null
+sleep 20
+held=$(xs_read "$p/$ds/current")
+floor=$(xs_read "$p/$ds/floor")
+log "2011 mode: idle guest holds $held KiB (balloon safety floor $floor KiB)"
+metric ours_idle_2011_kib "$held"
+metric ours_idle_2011_xl_list_mib "$(mem_of sb)"
+assert_le "$held" $((floor + 8192)) "2011 mode settles near the safety floor"
 create_guest linux-pv name=linux memory=512 maxmem=512
 wait_console linux 'linux-guest: ready' 120 > /dev/null
 sleep 20
