@@ -37,16 +37,43 @@
 //! touches the released ones before they go. The first [`Balloon::step`]
 //! after `memory/target` is read then settles the rest.
 //!
+//! # Extents
+//!
+//! Xen does per-page p2m work for order-0 extents; a 2 MiB extent
+//! ([`SUPERPAGE_ORDER`]) is one superpage operation, and populating whole
+//! 2 MiB extents lets Xen map the guest with superpages. So every
+//! complete, naturally aligned run of [`SUPERPAGE_PAGES`] frames that is
+//! moved as a whole goes as one order-9 extent, the rest as order-0
+//! extents:
+//!
+//! - releasing looks at the frame the allocator would hand out next
+//!   (highest clean frame first); if its whole aligned 2 MiB block is free
+//!   and the target wants at least that many frames, the block is taken in
+//!   one go, else the single frame;
+//! - growing walks the ballooned list (most recently ballooned first); a
+//!   frame whose whole aligned block is ballooned brings in the block.
+//!
+//! One hypercall carries extents of one order, in the order found; a batch
+//! ends where the order would change. If Xen cannot populate an order-9
+//! extent (ENOMEM or no progress: host memory too fragmented) the same
+//! frames are retried at once as order-0 extents, without a back-off, and
+//! order 9 is not tried again for populating in that step (or
+//! [`Balloon::ensure_free`] call).
+//!
 //! # Work and failure
 //!
-//! [`Balloon::step`] does at most `max_batches_per_step` hypercalls of at
-//! most [`MAX_BATCH_PAGES`] frames and says when it wants to run next. A
-//! partial result is accounted exactly: released frames become Ballooned,
-//! the rest return to the free lists unchanged; populated frames become
-//! Free and clean, the rest stay Ballooned. An error or zero progress
-//! starts a back-off (1 s doubling to 32 s, reset on success) for that
-//! direction. Only free frames are ever released, so when memory is in use
-//! the driver stops where it can and reports [`Limit::InUse`].
+//! [`Balloon::step`] does at most `max_batches_per_step` hypercalls (plus
+//! one order-0 retry after an order-9 populate failure) of at most
+//! [`MAX_BATCH_EXTENTS`] extents, moves at most `max_pages_per_step`
+//! frames, and says when it wants to run next. A partial result (Xen does
+//! the extents in order and stops at the first failure) is accounted
+//! exactly, whole extents at a time: frames of released extents become
+//! Ballooned, the rest return to the free lists unchanged; frames of
+//! populated extents become Free and clean, the rest stay Ballooned. An
+//! error or zero progress starts a back-off (1 s doubling to 32 s, reset
+//! on success) for that direction. Only free frames are ever released, so
+//! when memory is in use the driver stops where it can and reports
+//! [`Limit::InUse`].
 
 mod status;
 #[cfg(test)]
@@ -56,13 +83,38 @@ use alloc::vec::Vec;
 
 pub use status::{parse_target_kib, publish, BalloonStatus, TargetParseError, XENSTORE_KEYS};
 
-use crate::mm::frame::{FrameCounts, FrameError, TakenFrame};
+use crate::mm::frame::{FrameCounts, FrameError, FrameState, TakenFrame};
 use crate::mm::{kib_to_pages, Pfn};
 use crate::xen::errno::Errno;
 use crate::xen::ops::MemoryOps;
+pub use crate::xen::ops::{SUPERPAGE_ORDER, SUPERPAGE_PAGES};
 
-/// Most extents per hypercall (one page of `xen_pfn_t`, as Linux).
-pub const MAX_BATCH_PAGES: usize = 512;
+/// Most extents per hypercall, whatever their order (one page of
+/// `xen_pfn_t`, as Linux): 2 MiB of order-0 extents, 1 GiB of order-9.
+pub const MAX_BATCH_EXTENTS: usize = 512;
+
+/// The first frame of the aligned 2 MiB block holding `pfn`.
+const fn block_of(pfn: Pfn) -> Pfn {
+    pfn & !(SUPERPAGE_PAGES - 1)
+}
+
+/// Frames in one extent of the orders the driver uses (0 or
+/// [`SUPERPAGE_ORDER`]).
+const fn order_pages(order: u32) -> u64 {
+    if order == SUPERPAGE_ORDER {
+        SUPERPAGE_PAGES
+    } else {
+        1
+    }
+}
+
+/// Frames in `extents` extents of `order` (saturating; batches are far
+/// below the limit).
+fn extents_to_pages(extents: usize, order: u32) -> u64 {
+    u64::try_from(extents)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(order_pages(order))
+}
 
 const NS_PER_S: u64 = 1_000_000_000;
 
@@ -83,6 +135,21 @@ pub trait BalloonFrames {
     fn unballoon(&mut self, pfn: Pfn) -> Result<(), FrameError>;
     /// Counts by state.
     fn counts(&self) -> FrameCounts;
+    /// The frame [`take_for_balloon`](Self::take_for_balloon) would take
+    /// next, without taking it.
+    fn peek_for_balloon(&self) -> Option<Pfn>;
+    /// Takes all frames of `[start, start + count)` for release if every
+    /// one is free; else takes nothing and says why.
+    fn take_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError>;
+    /// Whether every frame of `[start, start + count)` is in `state`
+    /// (false if the run leaves the allocator's window).
+    fn run_in_state(&self, start: Pfn, count: u64, state: FrameState) -> bool;
+    /// Whether the frame may hold data (`None` outside the window).
+    fn is_dirty(&self, pfn: Pfn) -> Option<bool>;
+    /// Walks the ballooned frames in the order of
+    /// [`peek_ballooned`](Self::peek_ballooned): the first for `None`,
+    /// else the one after `after`.
+    fn next_ballooned(&self, after: Option<Pfn>) -> Option<Pfn>;
 }
 
 /// Zeroes a frame before it leaves the domain.
@@ -101,8 +168,13 @@ pub struct BalloonConfig {
     pub margin_pages: u64,
     /// Zero dirty frames before releasing them (default on).
     pub scrub: bool,
-    /// Hypercalls per [`Balloon::step`] at most (at least 1 is used).
+    /// Hypercalls per [`Balloon::step`] at most (at least 1 is used; an
+    /// order-0 retry after a failed order-9 populate comes on top).
     pub max_batches_per_step: u32,
+    /// Frames moved per [`Balloon::step`] at most (at least 1 is used).
+    /// With order-9 extents one hypercall can move up to 1 GiB; this keeps
+    /// a step (and its scrubbing) bounded.
+    pub max_pages_per_step: u64,
     /// First back-off delay.
     pub backoff_initial_s: u32,
     /// Back-off delay cap.
@@ -116,6 +188,7 @@ impl Default for BalloonConfig {
             margin_pages: 1024,
             scrub: true,
             max_batches_per_step: 16,
+            max_pages_per_step: 32768,
             backoff_initial_s: 1,
             backoff_max_s: 32,
         }
@@ -214,6 +287,15 @@ pub struct BalloonCounters {
     pub populated_pages: u64,
     /// Frames scrubbed since start.
     pub scrubbed_pages: u64,
+    /// Order-9 (2 MiB) extents released since start (their frames are
+    /// also in `released_pages`).
+    pub superpages_released: u64,
+    /// Order-9 extents populated since start (their frames are also in
+    /// `populated_pages`).
+    pub superpages_populated: u64,
+    /// Order-9 populate hypercalls Xen could not serve (host memory
+    /// fragmented), retried as order 0.
+    pub superpage_fallbacks: u64,
 }
 
 /// The balloon driver's state. It owns no frames: the allocator, the
@@ -228,21 +310,43 @@ pub struct Balloon {
     static_max_kib: Option<u64>,
     toolstack_target_kib: Option<u64>,
     requested_target_pages: Option<u64>,
+    /// Extents per hypercall at most (halved on E2BIG).
     batch_limit: usize,
+    /// Whether populating may use order-9 extents (cleared by a failed
+    /// order-9 populate until the end of the step or `ensure_free` call).
+    superpage_populate: bool,
     backoff: Option<Backoff>,
     /// The delay the next failure waits.
     next_delay_s: u32,
     last_error: Option<BalloonError>,
     limit: Option<Limit>,
     counters: BalloonCounters,
+    /// The extents of the batch in hand (first pfns), in the order found.
     batch: Vec<Pfn>,
+    /// The extent order of `batch`.
+    batch_order: u32,
 }
 
 enum BatchOutcome {
     /// `moved` of `tried` frames moved (`tried > 0`).
-    Done { moved: usize, tried: usize },
+    Done { moved: u64, tried: u64 },
     /// Nothing to try (no free / no ballooned frame).
     Empty,
+    /// Xen could not populate order-9 extents; nothing moved, order 0 is
+    /// to be tried at once.
+    Fallback,
+}
+
+/// What the populate walk knows about the 2 MiB block of the frame it is
+/// looking at.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Block {
+    /// Not wholly ballooned, or not to be populated as one extent.
+    Partial,
+    /// Wholly ballooned: one order-9 extent.
+    Whole,
+    /// Already an extent of the batch.
+    Chosen,
 }
 
 impl Balloon {
@@ -270,13 +374,15 @@ impl Balloon {
             static_max_kib: None,
             toolstack_target_kib: None,
             requested_target_pages: None,
-            batch_limit: MAX_BATCH_PAGES,
+            batch_limit: MAX_BATCH_EXTENTS,
+            superpage_populate: true,
             backoff: None,
             next_delay_s: backoff_initial_s,
             last_error: None,
             limit: None,
             counters: BalloonCounters::default(),
-            batch: Vec::with_capacity(MAX_BATCH_PAGES),
+            batch: Vec::with_capacity(MAX_BATCH_EXTENTS),
+            batch_order: 0,
         }
     }
 
@@ -392,20 +498,100 @@ impl Balloon {
         self.backoff.map_or(0, |b| b.delay_s)
     }
 
-    /// Returns `batch[from..]` to the free lists in reverse order of
-    /// taking, which restores the lists exactly.
+    /// Returns the extents `batch[from..]` to the free lists in reverse
+    /// order of taking (the frames of an order-9 extent in ascending order,
+    /// the reverse of the descending order the free list hands them out
+    /// in), which restores the lists exactly in the usual case.
     fn give_back<F: BalloonFrames>(&mut self, frames: &mut F, from: usize) {
+        let len = order_pages(self.batch_order);
         for i in (from..self.batch.len()).rev() {
-            if let Err(e) = frames.return_taken(self.batch[i]) {
-                // The frame stays Taken: lost to us, but never handed out.
-                self.last_error = Some(BalloonError::Frame(e));
+            let start = self.batch[i];
+            for pfn in start..start.saturating_add(len) {
+                if let Err(e) = frames.return_taken(pfn) {
+                    // The frame stays Taken: lost to us, but never handed
+                    // out.
+                    self.last_error = Some(BalloonError::Frame(e));
+                }
             }
         }
         self.batch.clear();
     }
 
+    /// Zeroes a taken frame if it is dirty and scrubbing is on.
+    fn scrub_taken<F: BalloonFrames, S: Scrubber>(
+        &mut self,
+        frames: &mut F,
+        scrub: &mut S,
+        pfn: Pfn,
+        dirty: bool,
+    ) -> Result<(), BalloonError> {
+        if dirty && self.config.scrub {
+            scrub.scrub(pfn);
+            self.counters.scrubbed_pages += 1;
+            frames.mark_scrubbed(pfn).map_err(BalloonError::Frame)?;
+        }
+        Ok(())
+    }
+
+    /// Takes up to `want` free frames into `batch` as extents of one
+    /// order (scrubbing dirty ones): whole free 2 MiB blocks as order-9
+    /// extents while the target wants at least a block, else single
+    /// frames; the batch ends where the order would change. On error the
+    /// caller gives the batch back.
+    fn gather_release<F: BalloonFrames, S: Scrubber>(
+        &mut self,
+        frames: &mut F,
+        scrub: &mut S,
+        want: u64,
+    ) -> Result<(), BalloonError> {
+        let mut order = None;
+        let mut pages = 0u64;
+        // A block found not wholly free (or too big for what is left):
+        // taking frames never makes it whole, so do not look again.
+        let mut not_whole = None;
+        while pages < want && self.batch.len() < self.batch_limit {
+            let Some(next) = frames.peek_for_balloon() else {
+                break;
+            };
+            let block = block_of(next);
+            let whole = want - pages >= SUPERPAGE_PAGES
+                && not_whole != Some(block)
+                && frames.run_in_state(block, SUPERPAGE_PAGES, FrameState::Free);
+            if !whole {
+                not_whole = Some(block);
+            }
+            match (order, whole) {
+                (Some(SUPERPAGE_ORDER), false) | (Some(0), true) => break,
+                (_, true) => {
+                    frames
+                        .take_run_for_balloon(block, SUPERPAGE_PAGES)
+                        .map_err(BalloonError::Frame)?;
+                    order = Some(SUPERPAGE_ORDER);
+                    self.batch_order = SUPERPAGE_ORDER;
+                    self.batch.push(block);
+                    pages = pages.saturating_add(SUPERPAGE_PAGES);
+                    for pfn in block..block.saturating_add(SUPERPAGE_PAGES) {
+                        let dirty = frames.is_dirty(pfn) != Some(false);
+                        self.scrub_taken(frames, scrub, pfn, dirty)?;
+                    }
+                }
+                (_, false) => {
+                    let Some(TakenFrame { pfn, dirty }) = frames.take_for_balloon() else {
+                        break;
+                    };
+                    order = Some(0);
+                    self.batch_order = 0;
+                    self.batch.push(pfn);
+                    pages = pages.saturating_add(1);
+                    self.scrub_taken(frames, scrub, pfn, dirty)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes up to `want` free frames (scrubbing dirty ones) and releases
-    /// them in one hypercall.
+    /// them in one hypercall, as extents of one order.
     fn release_batch<M: MemoryOps, F: BalloonFrames, S: Scrubber>(
         &mut self,
         ops: &mut M,
@@ -413,30 +599,19 @@ impl Balloon {
         scrub: &mut S,
         want: u64,
     ) -> Result<BatchOutcome, BalloonError> {
-        let n = usize::try_from(want)
-            .unwrap_or(usize::MAX)
-            .min(self.batch_limit);
         self.batch.clear();
-        while self.batch.len() < n {
-            let Some(TakenFrame { pfn, dirty }) = frames.take_for_balloon() else {
-                break;
-            };
-            self.batch.push(pfn);
-            if dirty && self.config.scrub {
-                scrub.scrub(pfn);
-                self.counters.scrubbed_pages += 1;
-                if let Err(e) = frames.mark_scrubbed(pfn) {
-                    self.give_back(frames, 0);
-                    return Err(BalloonError::Frame(e));
-                }
-            }
+        self.batch_order = 0;
+        if let Err(e) = self.gather_release(frames, scrub, want) {
+            self.give_back(frames, 0);
+            return Err(e);
         }
         let tried = self.batch.len();
         if tried == 0 {
             return Ok(BatchOutcome::Empty);
         }
+        let order = self.batch_order;
         self.counters.hypercalls += 1;
-        let moved = match ops.decrease_reservation(&self.batch) {
+        let moved = match ops.decrease_reservation(order, &self.batch) {
             Ok(k) => k,
             Err(e) => {
                 self.give_back(frames, 0);
@@ -444,55 +619,144 @@ impl Balloon {
             }
         };
         // Xen never reports more than it was given; if it does, trust only
-        // the frames we passed (all of them are gone).
+        // the extents we passed (all of them are gone).
         let moved = moved.min(tried);
+        let len = order_pages(order);
         for i in 0..moved {
-            if let Err(e) = frames.mark_ballooned(self.batch[i]) {
-                self.last_error = Some(BalloonError::Frame(e));
+            let start = self.batch[i];
+            for pfn in start..start.saturating_add(len) {
+                if let Err(e) = frames.mark_ballooned(pfn) {
+                    self.last_error = Some(BalloonError::Frame(e));
+                }
             }
         }
         self.give_back(frames, moved);
+        let moved_pages = extents_to_pages(moved, order);
         if moved > 0 {
             self.counters.batches += 1;
-            self.counters.released_pages += moved as u64;
+            self.counters.released_pages = self.counters.released_pages.saturating_add(moved_pages);
+            if order == SUPERPAGE_ORDER {
+                self.counters.superpages_released += moved as u64;
+            }
         }
-        Ok(BatchOutcome::Done { moved, tried })
+        Ok(BatchOutcome::Done {
+            moved: moved_pages,
+            tried: extents_to_pages(tried, order),
+        })
     }
 
-    /// Populates up to `want` ballooned frames in one hypercall.
+    /// Collects up to `want` ballooned frames into `batch` as extents of
+    /// one order, walking the ballooned list: wholly ballooned 2 MiB
+    /// blocks as order-9 extents (while allowed and the target wants at
+    /// least a block), else single frames; the batch ends where the order
+    /// would change. Changes nothing in the allocator. The walk visits
+    /// each frame it moves once, plus at most one frame that ends it.
+    fn gather_populate<F: BalloonFrames>(&mut self, frames: &F, want: u64) {
+        self.batch.clear();
+        self.batch_order = 0;
+        let mut order = None;
+        let mut pages = 0u64;
+        // The block of the frame last looked at, and what it is.
+        let mut seen: Option<(Pfn, Block)> = None;
+        let mut cursor = frames.next_ballooned(None);
+        while let Some(pfn) = cursor {
+            if pages >= want || self.batch.len() >= self.batch_limit {
+                break;
+            }
+            let block = block_of(pfn);
+            let kind = match seen {
+                Some((b, kind)) if b == block => kind,
+                _ => {
+                    if !self.superpage_populate
+                        || want - pages < SUPERPAGE_PAGES
+                        || !frames.run_in_state(block, SUPERPAGE_PAGES, FrameState::Ballooned)
+                    {
+                        Block::Partial
+                    } else if order == Some(SUPERPAGE_ORDER) && self.batch.contains(&block) {
+                        Block::Chosen
+                    } else {
+                        Block::Whole
+                    }
+                }
+            };
+            let kind = match (order, kind) {
+                (_, Block::Chosen) => Block::Chosen,
+                (Some(SUPERPAGE_ORDER), Block::Partial) | (Some(0), Block::Whole) => break,
+                (_, Block::Whole) => {
+                    order = Some(SUPERPAGE_ORDER);
+                    self.batch_order = SUPERPAGE_ORDER;
+                    self.batch.push(block);
+                    pages = pages.saturating_add(SUPERPAGE_PAGES);
+                    Block::Chosen
+                }
+                (_, Block::Partial) => {
+                    order = Some(0);
+                    self.batch.push(pfn);
+                    pages = pages.saturating_add(1);
+                    Block::Partial
+                }
+            };
+            seen = Some((block, kind));
+            cursor = frames.next_ballooned(Some(pfn));
+        }
+    }
+
+    /// Populates up to `want` ballooned frames in one hypercall, as
+    /// extents of one order.
     fn populate_batch<M: MemoryOps, F: BalloonFrames>(
         &mut self,
         ops: &mut M,
         frames: &mut F,
         want: u64,
     ) -> Result<BatchOutcome, BalloonError> {
-        let n = usize::try_from(want)
-            .unwrap_or(usize::MAX)
-            .min(self.batch_limit);
-        self.batch.clear();
-        self.batch.resize(n, 0);
-        let tried = frames.peek_ballooned(&mut self.batch).min(n);
-        self.batch.truncate(tried);
+        self.gather_populate(frames, want);
+        let tried = self.batch.len();
         if tried == 0 {
             return Ok(BatchOutcome::Empty);
         }
+        let order = self.batch_order;
         self.counters.hypercalls += 1;
-        let moved = ops
-            .populate_physmap(&self.batch)
-            .map_err(BalloonError::Hypercall)?
-            .min(tried);
+        let result = ops.populate_physmap(order, &self.batch);
+        if order == SUPERPAGE_ORDER && matches!(result, Ok(0) | Err(Errno::ENOMEM)) {
+            // No 2 MiB of host memory in one piece: the same frames go as
+            // order 0 next, without a back-off.
+            self.superpage_populate = false;
+            self.counters.superpage_fallbacks += 1;
+            self.batch.clear();
+            return Ok(BatchOutcome::Fallback);
+        }
+        let moved = match result {
+            Ok(k) => k.min(tried),
+            Err(e) => {
+                self.batch.clear();
+                return Err(BalloonError::Hypercall(e));
+            }
+        };
+        let len = order_pages(order);
         for i in 0..moved {
-            if let Err(e) = frames.unballoon(self.batch[i]) {
-                // Backed but still marked ballooned: wasted, never unsafe.
-                self.last_error = Some(BalloonError::Frame(e));
+            let start = self.batch[i];
+            for pfn in start..start.saturating_add(len) {
+                if let Err(e) = frames.unballoon(pfn) {
+                    // Backed but still marked ballooned: wasted, never
+                    // unsafe.
+                    self.last_error = Some(BalloonError::Frame(e));
+                }
             }
         }
         self.batch.clear();
+        let moved_pages = extents_to_pages(moved, order);
         if moved > 0 {
             self.counters.batches += 1;
-            self.counters.populated_pages += moved as u64;
+            self.counters.populated_pages =
+                self.counters.populated_pages.saturating_add(moved_pages);
+            if order == SUPERPAGE_ORDER {
+                self.counters.superpages_populated += moved as u64;
+            }
         }
-        Ok(BatchOutcome::Done { moved, tried })
+        Ok(BatchOutcome::Done {
+            moved: moved_pages,
+            tried: extents_to_pages(tried, order),
+        })
     }
 
     /// A hypercall refused the batch size: halve it and retry at once,
@@ -523,7 +787,10 @@ impl Balloon {
             next_call_ns: Some(now_ns),
         };
         self.limit = None;
-        for _ in 0..self.config.max_batches_per_step.max(1) {
+        self.superpage_populate = true;
+        let mut budget = self.config.max_pages_per_step.max(1);
+        let mut batches = 0;
+        while batches < self.config.max_batches_per_step.max(1) {
             let populated = frames.counts().populated_pages();
             let target = self.target_pages();
             let grow_to = target.min(self.upper_pages());
@@ -543,9 +810,18 @@ impl Balloon {
                     return report;
                 }
             }
+            if budget == 0 {
+                // More to do, but this step has moved enough.
+                return report;
+            }
+            batches += 1;
             let result = match direction {
-                Direction::Shrink => self.release_batch(ops, frames, scrub, populated - target),
-                Direction::Grow => self.populate_batch(ops, frames, grow_to - populated),
+                Direction::Shrink => {
+                    self.release_batch(ops, frames, scrub, (populated - target).min(budget))
+                }
+                Direction::Grow => {
+                    self.populate_batch(ops, frames, (grow_to - populated).min(budget))
+                }
             };
             let err = match result {
                 Ok(BatchOutcome::Empty) => {
@@ -563,11 +839,22 @@ impl Balloon {
                     };
                     return report;
                 }
+                Ok(BatchOutcome::Fallback) => {
+                    // Retry as order 0 at once; this attempt does not
+                    // count as a batch (it happens once per step).
+                    batches -= 1;
+                    continue;
+                }
                 Ok(BatchOutcome::Done { moved, tried }) if moved > 0 => {
                     self.succeed();
+                    budget = budget.saturating_sub(moved);
                     match direction {
-                        Direction::Shrink => report.released_pages += moved as u64,
-                        Direction::Grow => report.populated_pages += moved as u64,
+                        Direction::Shrink => {
+                            report.released_pages = report.released_pages.saturating_add(moved)
+                        }
+                        Direction::Grow => {
+                            report.populated_pages = report.populated_pages.saturating_add(moved)
+                        }
                     }
                     if moved < tried {
                         // Xen stopped short; the next call finds out why.
@@ -596,6 +883,7 @@ impl Balloon {
         frames: &mut F,
         pages: u64,
     ) -> Result<(), BalloonError> {
+        self.superpage_populate = true;
         loop {
             let counts = frames.counts();
             let free = counts.free_pages;
@@ -609,6 +897,7 @@ impl Balloon {
             } else {
                 match self.populate_batch(ops, frames, want) {
                     Ok(BatchOutcome::Done { moved, .. }) if moved > 0 => continue,
+                    Ok(BatchOutcome::Fallback) => continue,
                     Ok(BatchOutcome::Done { .. }) => BalloonError::NoProgress,
                     Ok(BatchOutcome::Empty) => BalloonError::Limited(Limit::NoBallooned),
                     Err(e) if self.shrink_batch_on_e2big(e) => continue,
@@ -642,7 +931,11 @@ impl Balloon {
                 break Ok(released);
             }
             match self.release_batch(ops, frames, scrub, excess) {
-                Ok(BatchOutcome::Done { moved, .. }) if moved > 0 => released += moved as u64,
+                Ok(BatchOutcome::Done { moved, .. }) if moved > 0 => {
+                    released = released.saturating_add(moved)
+                }
+                // Only populating falls back; treat it as no progress.
+                Ok(BatchOutcome::Fallback) => break Err(BalloonError::NoProgress),
                 Ok(BatchOutcome::Done { .. }) => break Err(BalloonError::NoProgress),
                 Ok(BatchOutcome::Empty) => break Err(BalloonError::Limited(Limit::InUse)),
                 Err(e) if self.shrink_batch_on_e2big(e) => {}

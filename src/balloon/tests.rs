@@ -1,6 +1,7 @@
 //! Host tests of the balloon driver against a fake hypervisor.
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -20,6 +21,17 @@ enum Inject {
     Fail(Errno),
 }
 
+/// Which reservation call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    Decrease,
+    Populate,
+}
+
+/// One reservation hypercall as the fake saw it: the call, the extent
+/// order and the number of extents asked for.
+type Call = (Op, u32, usize);
+
 /// A hypervisor holding `backed` gfns for our domain, with limited host
 /// memory and a max_pages.
 #[derive(Debug, Default)]
@@ -33,10 +45,17 @@ struct FakeXen {
     max_pages: u64,
     /// Batches larger than this fail with E2BIG.
     max_extents: usize,
+    /// Host memory is fragmented: order-9 populates fail with ENOMEM
+    /// (order 0 still works).
+    fragmented: bool,
+    /// Highest populate order Xen allows us (`max_order` for a domU);
+    /// above it populate does nothing and returns 0.
+    max_order: u32,
     script: VecDeque<Inject>,
     released: Vec<Pfn>,
     decrease_calls: u64,
     populate_calls: u64,
+    calls: Vec<Call>,
     violations: Vec<String>,
 }
 
@@ -46,61 +65,99 @@ impl FakeXen {
             backed: backed.into_iter().collect(),
             host_free_pages,
             max_pages: u64::MAX,
-            max_extents: MAX_BATCH_PAGES,
+            max_extents: MAX_BATCH_EXTENTS,
+            max_order: SUPERPAGE_ORDER,
             ..Default::default()
         }
     }
 
-    fn limit(&mut self, len: usize) -> Result<usize, Errno> {
-        if len > MAX_BATCH_PAGES {
+    /// Checks the call, then the extents Xen will look at (a prefix).
+    fn limit(&mut self, op: Op, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
+        self.calls.push((op, order, extents.len()));
+        if extents.len() > MAX_BATCH_EXTENTS {
             self.violations.push("batch over 512".to_string());
         }
-        if len > self.max_extents {
+        if order != 0 && order != SUPERPAGE_ORDER {
+            self.violations.push(format!("order {order}"));
+        }
+        if let Some(p) = extents.iter().find(|&&p| p % (1 << order) != 0) {
+            self.violations
+                .push(format!("extent {p} not aligned to order {order}"));
+        }
+        if extents.len() > self.max_extents {
             return Err(Errno::E2BIG);
         }
         match self.script.pop_front() {
-            None => Ok(len),
-            Some(Inject::Partial(k)) => Ok(k.min(len)),
+            None => Ok(extents.len()),
+            Some(Inject::Partial(k)) => Ok(k.min(extents.len())),
             Some(Inject::Fail(e)) => Err(e),
         }
+    }
+
+    fn mapped(&self, pfn: Pfn) -> bool {
+        self.backed.contains(&pfn) || self.pod.contains(&pfn)
+    }
+
+    /// Reservation calls of `op` and `order` made so far.
+    fn count(&self, op: Op, order: u32) -> usize {
+        self.calls
+            .iter()
+            .filter(|c| c.0 == op && c.1 == order)
+            .count()
     }
 }
 
 impl MemoryOps for FakeXen {
-    fn decrease_reservation(&mut self, pfns: &[Pfn]) -> Result<usize, Errno> {
+    fn decrease_reservation(&mut self, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
         self.decrease_calls += 1;
-        let limit = self.limit(pfns.len())?;
+        let limit = self.limit(Op::Decrease, order, extents)?;
+        let n = 1u64 << order;
         let mut done = 0;
-        for &pfn in &pfns[..limit] {
-            if self.backed.remove(&pfn) {
-                self.host_free_pages += 1;
-            } else if !self.pod.remove(&pfn) {
+        for &start in &extents[..limit] {
+            // The driver only releases frames it holds: every frame of
+            // the extent must be mapped.
+            if !(start..start + n).all(|p| self.mapped(p)) {
+                self.violations
+                    .push(format!("decrease of unmapped frames in {start}/{order}"));
                 break;
             }
-            self.released.push(pfn);
+            for pfn in start..start + n {
+                if self.backed.remove(&pfn) {
+                    self.host_free_pages += 1;
+                } else {
+                    self.pod.remove(&pfn);
+                }
+                self.released.push(pfn);
+            }
             done += 1;
         }
         Ok(done)
     }
 
-    fn populate_physmap(&mut self, pfns: &[Pfn]) -> Result<usize, Errno> {
+    fn populate_physmap(&mut self, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
         self.populate_calls += 1;
-        let limit = self.limit(pfns.len())?;
+        let limit = self.limit(Op::Populate, order, extents)?;
+        if order > self.max_order {
+            return Ok(0);
+        }
+        let n = 1u64 << order;
+        let no_memory = |x: &Self| x.host_free_pages < n || (order > 0 && x.fragmented);
         let mut done = 0;
-        for &pfn in &pfns[..limit] {
-            if self.backed.contains(&pfn) || self.pod.contains(&pfn) {
-                self.violations.push("populate of a mapped gfn".to_string());
+        for &start in &extents[..limit] {
+            if (start..start + n).any(|p| self.mapped(p)) {
+                self.violations
+                    .push(format!("populate of a mapped gfn in {start}/{order}"));
                 break;
             }
             let tot = self.backed.len() as u64 + self.extra_pages;
-            if tot >= self.max_pages || self.host_free_pages == 0 {
+            if tot + n > self.max_pages || no_memory(self) {
                 break;
             }
-            self.host_free_pages -= 1;
-            self.backed.insert(pfn);
+            self.host_free_pages -= n;
+            self.backed.extend(start..start + n);
             done += 1;
         }
-        if done == 0 && limit > 0 && self.host_free_pages == 0 {
+        if done == 0 && limit > 0 && no_memory(self) {
             return Err(Errno::ENOMEM);
         }
         Ok(done)
@@ -223,10 +280,18 @@ fn shrinks_and_grows_to_toolstack_target() {
     assert_eq!(r.progress, Progress::Reached);
     assert_eq!(fa.counts().populated_pages(), 1000);
     assert_eq!(xen.backed.len(), 1000);
-    // Highest frames go first.
-    assert!(xen.released.iter().take(10).all(|&p| p >= FRAMES - 10));
+    // Highest frames go: the five top 2 MiB blocks in one call, the rest
+    // (down to the 1000th populated frame) as order 0.
+    let released: BTreeSet<Pfn> = xen.released.iter().copied().collect();
+    assert_eq!(released, (1096..FRAMES).collect());
+    assert_eq!(
+        xen.calls,
+        vec![(Op::Decrease, SUPERPAGE_ORDER, 5), (Op::Decrease, 0, 440)]
+    );
+    assert_eq!(b.counters().superpages_released, 5);
+    assert_eq!(b.counters().released_pages, total - 1000);
     check(&fa, &mut xen, &BTreeSet::new());
-    assert_eq!(xen.decrease_calls, (total - 1000).div_ceil(512));
+    xen.calls.clear();
 
     b.set_toolstack_target_kib(Some(4 * FRAMES));
     let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
@@ -234,8 +299,152 @@ fn shrinks_and_grows_to_toolstack_target() {
     assert_eq!(fa.counts().ballooned_pages, 0);
     assert_eq!(fa.free_pages(), total - KERNEL);
     check(&fa, &mut xen, &BTreeSet::new());
+    // The loose frames (most recently ballooned) first, then the blocks.
+    assert_eq!(
+        xen.calls,
+        vec![(Op::Populate, 0, 440), (Op::Populate, SUPERPAGE_ORDER, 5)]
+    );
+    assert_eq!(b.counters().superpages_populated, 5);
+    assert_eq!(b.counters().hypercalls, 4);
+    assert_eq!(b.counters().batches, 4);
     // Nothing was dirty: nothing scrubbed.
     assert!(s.0.is_empty());
+}
+
+/// A 256 MiB guest: RAM 0..160 and 256..65536, kernel at 0..64.
+const BIG: u64 = 65536;
+
+fn big_allocator(meta: &mut [FrameMeta]) -> FrameAllocator<'_> {
+    let ram = [
+        PfnRange {
+            start: 0,
+            count: 160,
+        },
+        PfnRange {
+            start: 256,
+            count: BIG - 256,
+        },
+    ];
+    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    fa.reserve_range(0, KERNEL).unwrap();
+    fa
+}
+
+#[test]
+fn clean_shrink_256_to_64_mib_uses_superpages_only() {
+    let mut meta = vec![FrameMeta::ABSENT; BIG as usize];
+    let mut fa = big_allocator(&mut meta);
+    let mut xen = FakeXen::new(fa.base_pfn()..0, 0);
+    xen.backed = (0..160).chain(256..BIG).collect();
+    let mut s = RecScrub::default();
+    let mut b = Balloon::new(config(), fa.counts());
+    // xl: static-max 256 MiB, mem-set 64 MiB.
+    b.set_static_max_kib(Some(4 * BIG));
+    b.set_toolstack_target_kib(Some(64 * 1024));
+    let target = 16384 - (BIG - fa.total_pages());
+    assert_eq!(b.target_pages(), target);
+    let r = b.step(&mut xen, &mut fa, &mut s, 0);
+    // The step budget (32768 frames) bounds the first step.
+    assert_eq!(r.released_pages, 32768);
+    assert_eq!(r.progress, Progress::Working);
+    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    assert_eq!(r.progress, Progress::Reached);
+    assert_eq!(fa.counts().populated_pages(), target);
+    check(&fa, &mut xen, &BTreeSet::new());
+    // 96 blocks in 2 hypercalls, where order 0 took 96.
+    assert_eq!(
+        xen.calls,
+        vec![
+            (Op::Decrease, SUPERPAGE_ORDER, 64),
+            (Op::Decrease, SUPERPAGE_ORDER, 32)
+        ]
+    );
+    assert_eq!(b.counters().superpages_released, 96);
+    assert_eq!(b.counters().hypercalls, 2);
+    assert!(s.0.is_empty());
+
+    // Back to 256 MiB on a fragmented host: each step tries order 9
+    // once, then goes on in order 0 without backing off.
+    xen.calls.clear();
+    xen.fragmented = true;
+    b.set_toolstack_target_kib(Some(4 * BIG));
+    let mut steps = 0;
+    loop {
+        let r = b.step(&mut xen, &mut fa, &mut s, 0);
+        steps += 1;
+        assert_ne!(r.progress, Progress::BackingOff);
+        check(&fa, &mut xen, &BTreeSet::new());
+        if r.progress == Progress::Reached {
+            break;
+        }
+    }
+    assert_eq!(fa.counts().ballooned_pages, 0);
+    assert_eq!(xen.count(Op::Populate, 0), 96);
+    assert_eq!(xen.count(Op::Populate, SUPERPAGE_ORDER), steps - 1);
+    assert_eq!(b.counters().superpage_fallbacks, steps as u64 - 1);
+    assert_eq!(b.counters().superpages_populated, 0);
+    assert_eq!(b.backoff_s(), 0);
+    assert_eq!(b.status(fa.counts()).last_error, None);
+
+    // Shrink again and grow on a healthy host: order 9 both ways.
+    b.set_toolstack_target_kib(Some(64 * 1024));
+    settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    xen.fragmented = false;
+    xen.calls.clear();
+    b.set_toolstack_target_kib(Some(4 * BIG));
+    settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    assert_eq!(fa.counts().ballooned_pages, 0);
+    assert_eq!(
+        xen.calls,
+        vec![
+            (Op::Populate, SUPERPAGE_ORDER, 64),
+            (Op::Populate, SUPERPAGE_ORDER, 32)
+        ]
+    );
+    check(&fa, &mut xen, &BTreeSet::new());
+}
+
+#[test]
+fn growth_falls_back_to_order_0_when_order_9_fails() {
+    for case in 0..3 {
+        let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
+        let mut fa = allocator(&mut meta);
+        let mut xen = FakeXen::new(ram_pfns(), 0);
+        let mut s = RecScrub::default();
+        let mut b = Balloon::new(config(), fa.counts());
+        b.set_toolstack_target_kib(Some(4 * 1000));
+        settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+        xen.calls.clear();
+        match case {
+            // Host memory fragmented: ENOMEM for order 9.
+            0 => xen.fragmented = true,
+            // Xen does not allow order 9: no progress.
+            1 => xen.max_order = 0,
+            // Order 9 does part of the batch, then nothing.
+            _ => xen
+                .script
+                .extend([Inject::Partial(440), Inject::Partial(2), Inject::Partial(0)]),
+        }
+        b.set_toolstack_target_kib(Some(4 * FRAMES));
+        let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+        assert_eq!(r.progress, Progress::Reached, "case {case}");
+        assert_eq!(fa.counts().ballooned_pages, 0);
+        check(&fa, &mut xen, &BTreeSet::new());
+        let p0 = (Op::Populate, 0, 512);
+        let p9 = |n| (Op::Populate, SUPERPAGE_ORDER, n);
+        let want = match case {
+            // The 440 loose frames, a failed order-9 try, the 5 blocks
+            // in order 0.
+            0 | 1 => vec![(Op::Populate, 0, 440), p9(5), p0, p0, p0, p0, p0],
+            // Two blocks done; the next step's order-9 try for the other
+            // three does nothing and they go in order 0.
+            _ => vec![(Op::Populate, 0, 440), p9(5), p9(3), p0, p0, p0],
+        };
+        assert_eq!(xen.calls, want, "case {case}");
+        assert_eq!(b.counters().superpage_fallbacks, 1);
+        assert_eq!(b.counters().superpages_populated, 2 * u64::from(case == 2));
+        assert_eq!(b.backoff_s(), 0);
+    }
 }
 
 #[test]
@@ -258,6 +467,96 @@ fn partial_decrease_returns_the_rest_unchanged() {
     let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
     assert_eq!(r.progress, Progress::Reached);
     assert_eq!(fa.ballooned_pages(), 300);
+    check(&fa, &mut xen, &BTreeSet::new());
+}
+
+#[test]
+fn partial_superpage_decrease_returns_the_rest_unchanged() {
+    let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
+    let mut fa = allocator(&mut meta);
+    let mut xen = FakeXen::new(ram_pfns(), 0);
+    let mut s = RecScrub::default();
+    let mut b = Balloon::new(config(), fa.counts());
+    b.set_toolstack_target_kib(Some(4 * (fa.total_pages() - 4 * 512)));
+    xen.script.push_back(Inject::Partial(1));
+    let r = b.step(&mut xen, &mut fa, &mut s, 0);
+    assert_eq!(r.released_pages, 512);
+    assert_eq!(r.progress, Progress::Working);
+    assert_eq!(xen.calls, vec![(Op::Decrease, SUPERPAGE_ORDER, 4)]);
+    check(&fa, &mut xen, &BTreeSet::new());
+    // The three blocks not released are back in the same order.
+    let next: Vec<Pfn> = (0..1536)
+        .map(|_| fa.take_any_free_for_balloon().unwrap().pfn)
+        .collect();
+    assert_eq!(
+        next,
+        (FRAMES - 2048..FRAMES - 512).rev().collect::<Vec<_>>()
+    );
+    for &p in next.iter().rev() {
+        fa.return_taken(p).unwrap();
+    }
+    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    assert_eq!(r.progress, Progress::Reached);
+    assert_eq!(fa.ballooned_pages(), 2048);
+    assert_eq!(b.counters().superpages_released, 4);
+    check(&fa, &mut xen, &BTreeSet::new());
+}
+
+#[test]
+fn a_freed_dirty_block_is_scrubbed_and_released_whole() {
+    let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
+    let mut fa = allocator(&mut meta);
+    let mut xen = FakeXen::new(ram_pfns(), 0);
+    let mut s = RecScrub::default();
+    let mut b = Balloon::new(config(), fa.counts());
+    // The workload holds everything but one 2 MiB block it used and freed.
+    let block = fa
+        .alloc_contiguous(SUPERPAGE_PAGES, SUPERPAGE_PAGES)
+        .unwrap();
+    let held: BTreeSet<Pfn> = core::iter::from_fn(|| fa.alloc()).collect();
+    // Freed in an order that leaves the dirty list scattered.
+    for p in (block..block + SUPERPAGE_PAGES).filter(|p| p % 2 == 0) {
+        fa.free(p).unwrap();
+    }
+    for p in (block..block + SUPERPAGE_PAGES).filter(|p| p % 2 == 1) {
+        fa.free(p).unwrap();
+    }
+    b.set_toolstack_target_kib(Some(0));
+    let r = b.step(&mut xen, &mut fa, &mut s, 0);
+    assert_eq!(r.released_pages, SUPERPAGE_PAGES);
+    assert_eq!(r.progress, Progress::Limited(Limit::InUse));
+    assert_eq!(xen.calls, vec![(Op::Decrease, SUPERPAGE_ORDER, 1)]);
+    let scrubbed: BTreeSet<Pfn> = s.0.iter().copied().collect();
+    assert_eq!(scrubbed, (block..block + SUPERPAGE_PAGES).collect());
+    assert_eq!(s.0.len() as u64, SUPERPAGE_PAGES);
+    check(&fa, &mut xen, &held);
+}
+
+#[test]
+fn growth_never_overshoots_and_splits_blocks_only_when_it_must() {
+    let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
+    let mut fa = allocator(&mut meta);
+    let mut xen = FakeXen::new(ram_pfns(), 1 << 20);
+    let mut s = RecScrub::default();
+    let mut b = Balloon::new(config(), fa.counts());
+    // 1000 populated: blocks 1536.. ballooned whole, 1096..1536 loose.
+    b.set_toolstack_target_kib(Some(4 * 1000));
+    settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    xen.calls.clear();
+    // Grow by 440 + 512 + 100: the loose frames, one block, and 100
+    // frames of the next block in order 0.
+    b.set_toolstack_target_kib(Some(4 * (1000 + 440 + 512 + 100)));
+    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    assert_eq!(r.progress, Progress::Reached);
+    assert_eq!(fa.counts().populated_pages(), 2052);
+    assert_eq!(
+        xen.calls,
+        vec![
+            (Op::Populate, 0, 440),
+            (Op::Populate, SUPERPAGE_ORDER, 1),
+            (Op::Populate, 0, 100)
+        ]
+    );
     check(&fa, &mut xen, &BTreeSet::new());
 }
 
@@ -622,6 +921,12 @@ enum Ev {
     HostFree(u64),
     Urgent(u64),
     Step(u64),
+    /// Hold a whole free 2 MiB block (freed later as a dirty block).
+    AllocBlock,
+    /// Host memory fragmented (order-9 populate fails with ENOMEM).
+    Fragmented(bool),
+    /// Xen allows order-9 populates (else they do nothing).
+    AllowOrder9(bool),
 }
 
 fn ev() -> impl Strategy<Value = Ev> {
@@ -633,6 +938,9 @@ fn ev() -> impl Strategy<Value = Ev> {
         2 => (0u8..6, 0usize..600).prop_map(|(k, n)| Ev::Inject(k, n)),
         1 => (0u64..3000).prop_map(Ev::HostFree),
         1 => (0u64..800).prop_map(Ev::Urgent),
+        1 => Just(Ev::AllocBlock),
+        1 => any::<bool>().prop_map(Ev::Fragmented),
+        1 => any::<bool>().prop_map(Ev::AllowOrder9),
         6 => (0u64..40).prop_map(Ev::Step),
     ]
 }
@@ -640,12 +948,19 @@ fn ev() -> impl Strategy<Value = Ev> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
     #[test]
-    fn invariant_holds_after_every_step(events in proptest::collection::vec(ev(), 1..60)) {
+    fn invariant_holds_after_every_step(
+        events in proptest::collection::vec(ev(), 1..60),
+        max_pages_per_step in prop_oneof![Just(1u64), 1u64..2000, Just(32768u64)],
+        max_batches_per_step in 1u32..20,
+    ) {
         let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
         let mut fa = allocator(&mut meta);
         let mut xen = FakeXen::new(ram_pfns(), 1000);
         let mut s = RecScrub::default();
-        let mut b = Balloon::new(config(), fa.counts());
+        let mut b = Balloon::new(
+            BalloonConfig { max_pages_per_step, max_batches_per_step, ..config() },
+            fa.counts(),
+        );
         let mut held: Vec<Pfn> = Vec::new();
         let mut now = 0u64;
         for e in events {
@@ -670,6 +985,13 @@ proptest! {
                     _ => Inject::Fail(Errno(n as i32)),
                 }),
                 Ev::HostFree(n) => xen.host_free_pages = n,
+                Ev::AllocBlock => {
+                    if let Some(p) = fa.alloc_contiguous(SUPERPAGE_PAGES, SUPERPAGE_PAGES) {
+                        held.extend(p..p + SUPERPAGE_PAGES);
+                    }
+                }
+                Ev::Fragmented(f) => xen.fragmented = f,
+                Ev::AllowOrder9(a) => xen.max_order = if a { SUPERPAGE_ORDER } else { 0 },
                 Ev::Urgent(n) => {
                     let upper = b.upper_pages();
                     let before = fa.counts().populated_pages();
@@ -680,9 +1002,14 @@ proptest! {
                 Ev::Step(dt) => {
                     now += dt * S / 4;
                     let before = fa.counts().populated_pages();
+                    let calls = xen.calls.len();
                     let r = b.step(&mut xen, &mut fa, &mut s, now);
                     let after = fa.counts().populated_pages();
                     prop_assert_eq!(after + r.released_pages, before + r.populated_pages);
+                    // Bounded work: the page budget, and the batch count
+                    // plus at most one order-0 retry.
+                    prop_assert!(r.released_pages + r.populated_pages <= max_pages_per_step);
+                    prop_assert!(xen.calls.len() - calls <= max_batches_per_step as usize + 1);
                     let target = b.target_pages();
                     // Never overshoot in the direction of travel.
                     if r.released_pages > 0 { prop_assert!(after >= target); }
@@ -693,6 +1020,10 @@ proptest! {
             }
             let held_set: BTreeSet<Pfn> = held.iter().copied().collect();
             check(&fa, &mut xen, &held_set);
+            // The counters agree with the allocator: 512 frames per
+            // order-9 extent.
+            let c = b.counters();
+            prop_assert_eq!(c.released_pages - c.populated_pages, fa.ballooned_pages());
         }
     }
 }

@@ -122,11 +122,19 @@ impl<M: MemoryOps> Timed<'_, M> {
 }
 
 impl<M: MemoryOps> MemoryOps for Timed<'_, M> {
-    fn decrease_reservation(&mut self, pfns: &[Pfn]) -> Result<usize, crate::xen::errno::Errno> {
-        self.time(|m| m.decrease_reservation(pfns))
+    fn decrease_reservation(
+        &mut self,
+        extent_order: u32,
+        extents: &[Pfn],
+    ) -> Result<usize, crate::xen::errno::Errno> {
+        self.time(|m| m.decrease_reservation(extent_order, extents))
     }
-    fn populate_physmap(&mut self, pfns: &[Pfn]) -> Result<usize, crate::xen::errno::Errno> {
-        self.time(|m| m.populate_physmap(pfns))
+    fn populate_physmap(
+        &mut self,
+        extent_order: u32,
+        extents: &[Pfn],
+    ) -> Result<usize, crate::xen::errno::Errno> {
+        self.time(|m| m.populate_physmap(extent_order, extents))
     }
     fn current_reservation(&mut self) -> Result<u64, crate::xen::errno::Errno> {
         self.inner.current_reservation()

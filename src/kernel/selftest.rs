@@ -336,14 +336,14 @@ fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
         }
     }
     let t0 = time::now_ns();
-    let released = m.decrease_reservation(&pfns);
+    let released = m.decrease_reservation(0, &pfns);
     let t1 = time::now_ns();
     let mid = m.current_reservation();
     let released = match released {
         Ok(n) => n,
         Err(e) => return Outcome::Fail(format!("decrease_reservation: {e}")),
     };
-    let populated = m.populate_physmap(&pfns[..released]);
+    let populated = m.populate_physmap(0, &pfns[..released]);
     let t2 = time::now_ns();
     let after = m.current_reservation();
     let mut nonzero = 0usize;

@@ -24,10 +24,14 @@
 //!
 //! Ballooned frames sit on a third list so that growing can find them in
 //! O(1). All single-frame operations are O(1); [`alloc_contiguous`]
-//! and [`reserve_range`] are linear.
+//! and [`reserve_range`] are linear, and so are the run operations the
+//! balloon uses for 2 MiB extents ([`run_in_state`],
+//! [`take_free_run_for_balloon`]), in the length of the run.
 //!
 //! [`alloc_contiguous`]: FrameAllocator::alloc_contiguous
 //! [`reserve_range`]: FrameAllocator::reserve_range
+//! [`run_in_state`]: FrameAllocator::run_in_state
+//! [`take_free_run_for_balloon`]: FrameAllocator::take_free_run_for_balloon
 
 use core::fmt;
 
@@ -495,6 +499,71 @@ impl<'m> FrameAllocator<'m> {
         })
     }
 
+    /// The frame [`take_any_free_for_balloon`] would take next, without
+    /// taking it. O(1).
+    ///
+    /// [`take_any_free_for_balloon`]: Self::take_any_free_for_balloon
+    pub fn peek_any_free_for_balloon(&self) -> Option<Pfn> {
+        let i = if self.clean.tail != NIL {
+            self.clean.tail
+        } else if self.dirty.tail != NIL {
+            self.dirty.tail
+        } else {
+            return None;
+        };
+        Some(self.pfn_of(i))
+    }
+
+    /// Checks that every frame of `[start, start + count)` is in `state`:
+    /// `Ok` if so (also for `count == 0`), else the first frame that is
+    /// not (`WrongState`) or lies outside the window (`OutOfRange`).
+    /// O(count), stopping at the first mismatch.
+    pub fn run_in_state(
+        &self,
+        start: Pfn,
+        count: u64,
+        state: FrameState,
+    ) -> Result<(), FrameError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let first = self.index(start)?;
+        let last = start
+            .checked_add(count - 1)
+            .ok_or(FrameError::OutOfRange(start))?;
+        self.index(last)?;
+        for (k, m) in self.meta[first as usize..]
+            .iter()
+            .take(count as usize)
+            .enumerate()
+        {
+            if m.state != state {
+                return Err(FrameError::WrongState {
+                    pfn: start + k as u64,
+                    expected: state,
+                    found: m.state,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes every frame of `[start, start + count)` for the balloon if all
+    /// of them are free (all or nothing): each becomes
+    /// [`FrameState::Taken`] with its dirty bit unchanged. On error nothing
+    /// changes and the error names the first frame that is not free.
+    /// O(count).
+    pub fn take_free_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError> {
+        self.run_in_state(start, count, FrameState::Free)?;
+        for pfn in start..start + count {
+            // In range and free: checked above.
+            let i = (pfn - self.base_pfn) as u32;
+            self.unlink_free(i, FrameState::Taken);
+        }
+        self.taken_pages += count;
+        Ok(())
+    }
+
     /// Records that a taken frame was zeroed. O(1).
     pub fn mark_scrubbed(&mut self, pfn: Pfn) -> Result<(), FrameError> {
         let i = self.expect(pfn, FrameState::Taken)?;
@@ -565,6 +634,22 @@ impl<'m> FrameAllocator<'m> {
             i = self.meta[i as usize].next;
         }
         n
+    }
+
+    /// Walks the ballooned list in the order of [`peek_ballooned`]: the
+    /// first ballooned frame for `None`, else the one after `after`
+    /// (`None` at the end, or if `after` is not ballooned). O(1).
+    ///
+    /// [`peek_ballooned`]: Self::peek_ballooned
+    pub fn next_ballooned(&self, after: Option<Pfn>) -> Option<Pfn> {
+        let i = match after {
+            None => self.ballooned.head,
+            Some(pfn) => self
+                .expect(pfn, FrameState::Ballooned)
+                .ok()
+                .map_or(NIL, |i| self.meta[i as usize].next),
+        };
+        (i != NIL).then(|| self.pfn_of(i))
     }
 
     /// Allocates `count` consecutive free frames whose first pfn is a
@@ -759,6 +844,21 @@ impl crate::balloon::BalloonFrames for FrameAllocator<'_> {
     fn peek_ballooned(&self, out: &mut [Pfn]) -> usize {
         FrameAllocator::peek_ballooned(self, out)
     }
+    fn peek_for_balloon(&self) -> Option<Pfn> {
+        self.peek_any_free_for_balloon()
+    }
+    fn take_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError> {
+        self.take_free_run_for_balloon(start, count)
+    }
+    fn run_in_state(&self, start: Pfn, count: u64, state: FrameState) -> bool {
+        FrameAllocator::run_in_state(self, start, count, state).is_ok()
+    }
+    fn is_dirty(&self, pfn: Pfn) -> Option<bool> {
+        FrameAllocator::is_dirty(self, pfn)
+    }
+    fn next_ballooned(&self, after: Option<Pfn>) -> Option<Pfn> {
+        FrameAllocator::next_ballooned(self, after)
+    }
     fn unballoon(&mut self, pfn: Pfn) -> Result<(), FrameError> {
         FrameAllocator::unballoon(self, pfn)
     }
@@ -863,6 +963,51 @@ mod tests {
     }
 
     #[test]
+    fn runs_and_the_ballooned_walk() {
+        let ram = ranges(&[(0, 6), (8, 8)]);
+        let mut meta = vec![FrameMeta::ABSENT; 16];
+        let mut fa = FrameAllocator::new(&mut meta, 0, &ram).unwrap();
+        assert_eq!(fa.peek_any_free_for_balloon(), Some(15));
+        assert_eq!(fa.run_in_state(8, 8, FrameState::Free), Ok(()));
+        assert_eq!(fa.run_in_state(3, 0, FrameState::Free), Ok(()));
+        assert_eq!(
+            fa.run_in_state(4, 4, FrameState::Free),
+            Err(FrameError::WrongState {
+                pfn: 6,
+                expected: FrameState::Free,
+                found: FrameState::Absent
+            })
+        );
+        assert_eq!(
+            fa.run_in_state(12, 8, FrameState::Free),
+            Err(FrameError::OutOfRange(19))
+        );
+        assert!(fa.run_in_state(u64::MAX, 2, FrameState::Free).is_err());
+        let p = fa.alloc_contiguous(1, 1).unwrap();
+        assert!(fa.take_free_run_for_balloon(0, 4).is_err());
+        assert_eq!(fa.free(p), Ok(()));
+        assert_eq!(fa.take_free_run_for_balloon(8, 8), Ok(()));
+        assert_eq!(fa.counts().taken_pages, 8);
+        assert_eq!(fa.is_dirty(8), Some(false));
+        assert_eq!(fa.peek_any_free_for_balloon(), Some(5));
+        for pfn in 8..16 {
+            fa.mark_ballooned(pfn).unwrap();
+        }
+        assert_eq!(fa.run_in_state(8, 8, FrameState::Ballooned), Ok(()));
+        // The walk sees the list as peek_ballooned does.
+        let mut buf = [0; 16];
+        let n = fa.peek_ballooned(&mut buf);
+        let walk: Vec<Pfn> =
+            core::iter::successors(fa.next_ballooned(None), |&p| fa.next_ballooned(Some(p)))
+                .collect();
+        assert_eq!(walk, buf[..n].to_vec());
+        assert_eq!(walk, (8..16).rev().collect::<Vec<_>>());
+        assert_eq!(fa.next_ballooned(Some(3)), None);
+        assert_eq!(fa.next_ballooned(Some(99)), None);
+        fa.check_invariants().unwrap();
+    }
+
+    #[test]
     fn return_taken_in_reverse_restores_order() {
         let ram = ranges(&[(0, 6)]);
         let mut meta = vec![FrameMeta::ABSENT; 6];
@@ -938,6 +1083,7 @@ mod tests {
         Unballoon(usize),
         Contig(u64, u64),
         Reserve(usize, u64),
+        TakeRun(usize, u64),
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -952,6 +1098,7 @@ mod tests {
             2 => any::<usize>().prop_map(Op::Unballoon),
             1 => (1u64..6, 1u64..5).prop_map(|(c, a)| Op::Contig(c, a)),
             1 => (any::<usize>(), 0u64..4).prop_map(|(s, c)| Op::Reserve(s, c)),
+            2 => (any::<usize>(), 0u64..6).prop_map(|(s, c)| Op::TakeRun(s, c)),
         ]
     }
 
@@ -1031,16 +1178,36 @@ mod tests {
                             prop_assert_eq!(fa.counts(), before);
                         }
                     }
-                    Op::TakeBalloon => match fa.take_any_free_for_balloon() {
-                        Some(t) => {
+                    Op::TakeBalloon => match (fa.peek_any_free_for_balloon(), fa.take_any_free_for_balloon()) {
+                        (peeked, Some(t)) => {
+                            prop_assert_eq!(peeked, Some(t.pfn));
                             let (s, d) = model[&t.pfn];
                             prop_assert_eq!(s, FrameState::Free);
                             prop_assert_eq!(t.dirty, d);
                             if d { prop_assert!(model.values().all(|x| x.0 != FrameState::Free || x.1)); }
                             model.insert(t.pfn, (FrameState::Taken, d));
                         }
-                        None => prop_assert!(model.values().all(|x| x.0 != FrameState::Free)),
+                        (peeked, None) => {
+                            prop_assert_eq!(peeked, None);
+                            prop_assert!(model.values().all(|x| x.0 != FrameState::Free));
+                        }
                     },
+                    Op::TakeRun(k, count) => {
+                        let s = pick(&model, k);
+                        let all_free = (s..s + count).all(|p| st(&model, p) == Some(FrameState::Free));
+                        prop_assert_eq!(fa.run_in_state(s, count, FrameState::Free).is_ok(), all_free);
+                        let r = fa.take_free_run_for_balloon(s, count);
+                        if all_free {
+                            prop_assert!(r.is_ok());
+                            for p in s..s + count {
+                                let d = model[&p].1;
+                                model.insert(p, (FrameState::Taken, d));
+                            }
+                        } else {
+                            prop_assert!(r.is_err());
+                            prop_assert_eq!(fa.counts(), before);
+                        }
+                    }
                     Op::Scrub(k) => {
                         let p = pick(&model, k);
                         let r = fa.mark_scrubbed(p);

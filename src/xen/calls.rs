@@ -8,10 +8,10 @@ use crate::xen::abi::{self, domid_t, DOMID_SELF};
 use crate::xen::errno::Errno;
 use crate::xen::events::Port;
 use crate::xen::hypercall::{hypercall2, hypercall3, nr};
-use crate::xen::ops::MemoryOps;
+use crate::xen::ops::{extent_pages, MemoryOps};
 
 /// Largest batch of extents one reservation call takes (one page of
-/// xen_pfn_t, as Linux's balloon driver uses).
+/// xen_pfn_t, as Linux's balloon driver uses), whatever their order.
 pub const MAX_BATCH: usize = 512;
 
 const XENMEM_INCREASE_RESERVATION: u64 = 0;
@@ -49,18 +49,30 @@ pub fn xen_extraversion() -> Result<[u8; 16], Errno> {
 
 // ---- memory_op ---------------------------------------------------------
 
-fn reservation_op(cmd: u64, pfns: &mut [u64]) -> Result<usize, Errno> {
+/// One reservation call on DOMID_SELF over the extents of `extent_order`
+/// starting at `pfns`. Misaligned extents and orders too large for a frame
+/// count are refused with EINVAL before Xen sees them.
+fn reservation_op(cmd: u64, extent_order: u32, pfns: &mut [u64]) -> Result<usize, Errno> {
     if pfns.is_empty() {
         return Ok(0);
     }
     if pfns.len() > MAX_BATCH {
         return Err(Errno::E2BIG);
     }
-    let mut r =
-        abi::xen_memory_reservation::order0_self(pfns.as_mut_ptr() as u64, pfns.len() as u64);
+    let mask = extent_pages(extent_order)
+        .ok_or(Errno::EINVAL)?
+        .wrapping_sub(1);
+    if pfns.iter().any(|&pfn| pfn & mask != 0) {
+        return Err(Errno::EINVAL);
+    }
+    let mut r = abi::xen_memory_reservation {
+        extent_order,
+        ..abi::xen_memory_reservation::order0_self(pfns.as_mut_ptr() as u64, pfns.len() as u64)
+    };
     // SAFETY: `r` is a valid xen_memory_reservation whose extent_start
     // points at `pfns`, which Xen reads and (for populate) may write, for
-    // exactly nr_extents entries; both outlive the call.
+    // exactly nr_extents entries; both outlive the call. The extents are
+    // aligned to their order, as Xen requires.
     let done = unsafe { hypercall2(nr::MEMORY_OP, cmd, &mut r as *mut _ as u64) }?;
     // Xen never reports more than it was asked for; a hypervisor that does
     // is treated as having done none rather than trusted.
@@ -125,10 +137,10 @@ impl XenMemory {
         }
     }
 
-    fn batch(&mut self, cmd: u64, pfns: &[Pfn]) -> Result<usize, Errno> {
+    fn batch(&mut self, cmd: u64, extent_order: u32, pfns: &[Pfn]) -> Result<usize, Errno> {
         self.scratch.clear();
         self.scratch.extend_from_slice(pfns);
-        reservation_op(cmd, &mut self.scratch)
+        reservation_op(cmd, extent_order, &mut self.scratch)
     }
 
     /// XENMEM_increase_reservation (order 0); kept for completeness, the
@@ -136,17 +148,17 @@ impl XenMemory {
     pub fn increase_reservation(&mut self, count: usize) -> Result<usize, Errno> {
         self.scratch.clear();
         self.scratch.resize(count.min(MAX_BATCH), 0);
-        reservation_op(XENMEM_INCREASE_RESERVATION, &mut self.scratch)
+        reservation_op(XENMEM_INCREASE_RESERVATION, 0, &mut self.scratch)
     }
 }
 
 impl MemoryOps for XenMemory {
-    fn decrease_reservation(&mut self, pfns: &[Pfn]) -> Result<usize, Errno> {
-        self.batch(XENMEM_DECREASE_RESERVATION, pfns)
+    fn decrease_reservation(&mut self, extent_order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
+        self.batch(XENMEM_DECREASE_RESERVATION, extent_order, extents)
     }
 
-    fn populate_physmap(&mut self, pfns: &[Pfn]) -> Result<usize, Errno> {
-        self.batch(XENMEM_POPULATE_PHYSMAP, pfns)
+    fn populate_physmap(&mut self, extent_order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
+        self.batch(XENMEM_POPULATE_PHYSMAP, extent_order, extents)
     }
 
     fn current_reservation(&mut self) -> Result<u64, Errno> {
@@ -313,4 +325,21 @@ pub fn console_write(bytes: &[u8]) -> Result<(), Errno> {
         )
     }
     .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_reservation_batches_are_refused_before_the_hypercall() {
+        let op = XENMEM_DECREASE_RESERVATION;
+        assert_eq!(reservation_op(op, 9, &mut []), Ok(0));
+        assert_eq!(reservation_op(op, 9, &mut [512, 1025]), Err(Errno::EINVAL));
+        assert_eq!(reservation_op(op, 64, &mut [0]), Err(Errno::EINVAL));
+        assert_eq!(
+            reservation_op(op, 0, &mut [0; MAX_BATCH + 1]),
+            Err(Errno::E2BIG)
+        );
+    }
 }
