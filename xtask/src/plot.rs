@@ -91,13 +91,17 @@ fn segments(t: &[Option<f64>], v: &[Option<f64>], scale: f64) -> Vec<Vec<(f64, f
     out
 }
 
-const PALETTE: [RGBColor; 6] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(214, 39, 40),
     RGBColor(44, 160, 44),
     RGBColor(148, 103, 189),
     RGBColor(255, 127, 14),
     RGBColor(23, 190, 207),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(188, 189, 34),
+    RGBColor(127, 127, 127),
 ];
 
 /// Draws `csv` as an SVG chart at `svg`.
@@ -143,18 +147,18 @@ pub fn render(csv: &Path, svg: &Path) -> Result<()> {
         .draw()
         .map_err(|e| err(&e))?;
 
-    // Colour per domain (the part before the first '.'); host series grey.
-    let mut domains: Vec<String> = Vec::new();
+    // A colour per series; a domain's memory as `xl list` shows it is
+    // thick and solid, its other series (targets, guest status) thin and
+    // dashed; host series are grey.
+    let mut next_colour = 0;
     for (c, scale) in &plotted {
         let (colour, width, dashed) = match c.name.split_once('.') {
             None => (RGBColor(120, 120, 120), 2, false),
-            Some((dom, key)) => {
-                let i = domains.iter().position(|d| d == dom).unwrap_or_else(|| {
-                    domains.push(dom.to_string());
-                    domains.len() - 1
-                });
+            Some((_, key)) => {
+                let colour = PALETTE[next_colour % PALETTE.len()];
+                next_colour += 1;
                 let main = key == "mem_mib";
-                (PALETTE[i % PALETTE.len()], if main { 3 } else { 1 }, !main)
+                (colour, if main { 3 } else { 1 }, !main)
             }
         };
         let style = ShapeStyle::from(&colour).stroke_width(width);
