@@ -460,7 +460,7 @@ _on_err() { fail "command failed (line $1, exit $2): $3"; }
 # rig_run SCENARIO: runs the scenario in a subshell, then collects logs,
 # tears guests down and returns 0 only on PASS.
 rig_run() {
-    local scen=$1 rc verdict d
+    local scen=$1 rc verdict d id
     rm -f "$RIG_DIR/result" "$RIG_SAMPLERS"
     exec 9>&1
     RIG_LOG_FD=9
@@ -483,6 +483,14 @@ rig_run() {
     verdict=$(head -1 "$RIG_DIR/result")
     # Evidence for the result folder.
     xl list > "$RIG_DIR/xl-list-end.txt" 2>&1 || true
+    # A guest that crashed or triple-faulted is preserved (on_crash and
+    # on_reboot): keep its vCPU state for the post-mortem.
+    for d in $(xl list 2>/dev/null | awk 'NR > 2 && $5 ~ /[sc]/ {print $1}'); do
+        id=$(xl domid "$d" 2>/dev/null) || continue
+        /usr/lib/xen-4.17/bin/xenctx -a "$id" > "$RIG_DIR/xenctx-$d.txt" 2>&1 || true
+        xen-hvmctx "$id" > "$RIG_DIR/hvmctx-$d.txt" 2>&1 || true
+        log "post-mortem of $d (domid $id, state $(_state "$d")): xenctx-$d.txt, hvmctx-$d.txt"
+    done
     for d in $(xl list 2>/dev/null | awk 'NR > 2 {print $1}'); do
         xl destroy "$d" 2>/dev/null || true
     done

@@ -62,7 +62,8 @@ pub fn scenarios() -> Result<Vec<String>> {
         "linux-baseline" => 1,
         "balloon" => 2,
         "selfballoon" => 3,
-        _ => 4,
+        "stress" => 4,
+        _ => 5,
     };
     names.sort_by(|a, b| rank(a).cmp(&rank(b)).then(a.cmp(b)));
     Ok(names)

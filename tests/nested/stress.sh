@@ -1,0 +1,35 @@
+# Scenario stress: the balloon driver under repeated large moves while a
+# workload keeps allocating, touching (so frames get dirty and must be
+# scrubbed before release), verifying and freeing memory. The toolstack
+# target jumps between sizes that are and are not 2 MiB multiples, so both
+# superpage and single-page extents are used. The guest must follow every
+# move, never lose a page of data (0 verification mismatches) and survive.
+# timeout: 600
+
+create_guest selfballoon name=sb memory=256 maxmem=256 \
+    extra="noselfballooning workload=alloc:32M,touch:ws=50%,hold:1s,free:32M,idle:1s,repeat"
+console_follow sb
+wait_console sb 'runtime:' 120 > /dev/null
+p=$(dompath sb)
+sample_start stress.csv sb data/selfballoon/current data/selfballoon/workload_resident
+cycles=0
+for mib in $(for _ in 1 2 3; do echo 64 250 48 200 61 256 80 129 50 256 96 255 64 256; done); do
+    mem_set sb "$mib"
+    if [ "$mib" -ge 250 ]; then
+        wait_mem sb ge $((mib - 1)) 60 > /dev/null
+    else
+        wait_mem sb le $((mib + 1)) 60 > /dev/null
+    fi
+    cycles=$((cycles + 1))
+    case $(_state sb) in
+        gone | *c* | *s*) fail "guest died after $cycles moves" ;;
+    esac
+done
+sleep 3
+mism=$(xs_read "$p/data/selfballoon/workload_mismatches")
+verified=$(xs_read "$p/data/selfballoon/workload_verified")
+log "workload: $verified pages verified, $mism mismatches"
+assert_eq "$mism" 0 "verification mismatches"
+assert_ge "$verified" 1 "pages verified"
+sample_stop
+pass "$cycles moves followed, $verified pages verified, 0 mismatches"
