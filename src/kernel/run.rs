@@ -657,6 +657,26 @@ impl Runtime {
                 t.hypercalls.to_string(),
             ));
         }
+        let c = self.balloon.counters();
+        for (key, value) in [
+            ("data/selfballoon/released_pages", c.released_pages),
+            ("data/selfballoon/populated_pages", c.populated_pages),
+            ("data/selfballoon/scrubbed_pages", c.scrubbed_pages),
+            (
+                "data/selfballoon/superpages_released",
+                c.superpages_released,
+            ),
+            (
+                "data/selfballoon/superpages_populated",
+                c.superpages_populated,
+            ),
+            (
+                "data/selfballoon/superpage_fallbacks",
+                c.superpage_fallbacks,
+            ),
+        ] {
+            extra.push((key, value.to_string()));
+        }
         if let Some(e) = self.engine.as_ref() {
             let s = e.status();
             extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));

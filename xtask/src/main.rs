@@ -258,6 +258,28 @@ fn test_all(a: &Args) -> Result<()> {
             image::ensure(false).map(|d| d.display().to_string())
         });
         if have_image {
+            step(&mut res, "tier 3: a crashing guest fails the run", || {
+                let o = nested::Opts {
+                    build: false,
+                    ..nested_opts(a, "tests/nested/expect-fail/guest-crash.sh")
+                };
+                let out = nested::run(&o)?;
+                let console = common::root()
+                    .join(&out.dir)
+                    .join("console/guest-crash.log");
+                let text = std::fs::read_to_string(&console).unwrap_or_default();
+                if out.passed {
+                    bail!("the crashing guest passed: {}", out.summary)
+                } else if !out.summary.contains("crashed") || !text.contains("FATAL #PF") {
+                    bail!(
+                        "failure not reported as a crash with the fault: {} ({})",
+                        out.summary,
+                        nested::rel(&out.dir)
+                    )
+                } else {
+                    Ok(out.summary)
+                }
+            });
             for s in nested::scenarios()? {
                 step(&mut res, &format!("tier 3: nested {s}"), || {
                     let o = nested::Opts {
