@@ -296,6 +296,9 @@ pub struct BalloonCounters {
     /// Order-9 populate hypercalls Xen could not serve (host memory
     /// fragmented), retried as order 0.
     pub superpage_fallbacks: u64,
+    /// Multi-page extents Xen stopped inside (possibly partly removed),
+    /// kept out of use as ballooned rather than returned as free.
+    pub quarantined_extents: u64,
 }
 
 /// The balloon driver's state. It owns no frames: the allocator, the
@@ -335,6 +338,10 @@ enum BatchOutcome {
     /// Xen could not populate order-9 extents; nothing moved, order 0 is
     /// to be tried at once.
     Fallback,
+    /// Xen stopped inside a multi-page extent while releasing: `moved`
+    /// frames left the populated set (the extents done plus the stopped
+    /// one, quarantined as ballooned). Counts as a failure: back off.
+    Stopped { moved: u64 },
 }
 
 /// What the populate walk knows about the 2 MiB block of the frame it is
@@ -630,7 +637,27 @@ impl Balloon {
                 }
             }
         }
-        self.give_back(frames, moved);
+        // Xen removes a multi-page extent page by page and stops at the
+        // first page it cannot remove without counting the extent: the
+        // pages before that one are already gone. Such an extent may be
+        // partly unbacked, so its frames must never be handed out again as
+        // populated memory: they are quarantined as ballooned (no data is
+        // in them, they were free) and come back through a later populate,
+        // which maps fresh pages over whatever Xen still has there.
+        let mut give_back_from = moved;
+        let mut quarantined_pages = 0;
+        if order > 0 && moved < tried {
+            let start = self.batch[moved];
+            for pfn in start..start.saturating_add(len) {
+                if let Err(e) = frames.mark_ballooned(pfn) {
+                    self.last_error = Some(BalloonError::Frame(e));
+                }
+            }
+            self.counters.quarantined_extents += 1;
+            quarantined_pages = len;
+            give_back_from = moved + 1;
+        }
+        self.give_back(frames, give_back_from);
         let moved_pages = extents_to_pages(moved, order);
         if moved > 0 {
             self.counters.batches += 1;
@@ -638,6 +665,13 @@ impl Balloon {
             if order == SUPERPAGE_ORDER {
                 self.counters.superpages_released += moved as u64;
             }
+        }
+        if quarantined_pages > 0 {
+            // Quarantined frames left the populated set too: report them
+            // as moved so that the caller's accounting stays exact.
+            return Ok(BatchOutcome::Stopped {
+                moved: moved_pages.saturating_add(quarantined_pages),
+            });
         }
         Ok(BatchOutcome::Done {
             moved: moved_pages,
@@ -863,6 +897,10 @@ impl Balloon {
                     continue;
                 }
                 Ok(BatchOutcome::Done { .. }) => BalloonError::NoProgress,
+                Ok(BatchOutcome::Stopped { moved }) => {
+                    report.released_pages = report.released_pages.saturating_add(moved);
+                    BalloonError::NoProgress
+                }
                 Err(e) if self.shrink_batch_on_e2big(e) => return report,
                 Err(e) => e,
             };
@@ -898,7 +936,9 @@ impl Balloon {
                 match self.populate_batch(ops, frames, want) {
                     Ok(BatchOutcome::Done { moved, .. }) if moved > 0 => continue,
                     Ok(BatchOutcome::Fallback) => continue,
-                    Ok(BatchOutcome::Done { .. }) => BalloonError::NoProgress,
+                    Ok(BatchOutcome::Done { .. } | BatchOutcome::Stopped { .. }) => {
+                        BalloonError::NoProgress
+                    }
                     Ok(BatchOutcome::Empty) => BalloonError::Limited(Limit::NoBallooned),
                     Err(e) if self.shrink_batch_on_e2big(e) => continue,
                     Err(e) => e,
@@ -937,6 +977,10 @@ impl Balloon {
                 // Only populating falls back; treat it as no progress.
                 Ok(BatchOutcome::Fallback) => break Err(BalloonError::NoProgress),
                 Ok(BatchOutcome::Done { .. }) => break Err(BalloonError::NoProgress),
+                Ok(BatchOutcome::Stopped { moved }) => {
+                    released = released.saturating_add(moved);
+                    break Err(BalloonError::NoProgress);
+                }
                 Ok(BatchOutcome::Empty) => break Err(BalloonError::Limited(Limit::InUse)),
                 Err(e) if self.shrink_batch_on_e2big(e) => {}
                 Err(e) => break Err(e),

@@ -57,6 +57,13 @@ struct FakeXen {
     populate_calls: u64,
     calls: Vec<Call>,
     violations: Vec<String>,
+    /// Pages of an extent Xen stopped inside that it still backs (the
+    /// first half of that extent is gone): the driver quarantines the
+    /// whole extent as ballooned, so these are ballooned but backed, and a
+    /// later populate maps fresh pages over them (the old ones leak to
+    /// the domain, as in Xen).
+    stranded: BTreeSet<Pfn>,
+    leaked_pages: u64,
 }
 
 impl FakeXen {
@@ -131,6 +138,20 @@ impl MemoryOps for FakeXen {
             }
             done += 1;
         }
+        // Like Xen, a partial multi-page result stops inside the next
+        // extent: its first half is already removed.
+        if order > 0 && done == limit && limit < extents.len() {
+            let start = extents[limit];
+            if (start..start + n).all(|p| self.mapped(p)) {
+                for pfn in start..start + n / 2 {
+                    if self.backed.remove(&pfn) {
+                        self.host_free_pages += 1;
+                    }
+                    self.released.push(pfn);
+                }
+                self.stranded.extend(start + n / 2..start + n);
+            }
+        }
         Ok(done)
     }
 
@@ -144,7 +165,7 @@ impl MemoryOps for FakeXen {
         let no_memory = |x: &Self| x.host_free_pages < n || (order > 0 && x.fragmented);
         let mut done = 0;
         for &start in &extents[..limit] {
-            if (start..start + n).any(|p| self.mapped(p)) {
+            if (start..start + n).any(|p| self.mapped(p) && !self.stranded.contains(&p)) {
                 self.violations
                     .push(format!("populate of a mapped gfn in {start}/{order}"));
                 break;
@@ -154,7 +175,13 @@ impl MemoryOps for FakeXen {
                 break;
             }
             self.host_free_pages -= n;
-            self.backed.extend(start..start + n);
+            for pfn in start..start + n {
+                if self.stranded.remove(&pfn) {
+                    // Mapped over: the old page stays the domain's.
+                    self.leaked_pages += 1;
+                }
+                self.backed.insert(pfn);
+            }
             done += 1;
         }
         if done == 0 && limit > 0 && no_memory(self) {
@@ -164,7 +191,7 @@ impl MemoryOps for FakeXen {
     }
 
     fn current_reservation(&mut self) -> Result<u64, Errno> {
-        Ok(self.backed.len() as u64 + self.extra_pages)
+        Ok(self.backed.len() as u64 + self.extra_pages + self.leaked_pages)
     }
 
     fn maximum_reservation(&mut self) -> Result<u64, Errno> {
@@ -226,9 +253,10 @@ fn check(fa: &FrameAllocator<'_>, xen: &mut FakeXen, held: &BTreeSet<Pfn>) {
     for pfn in fa.base_pfn()..fa.end_pfn() {
         match fa.state(pfn).unwrap() {
             FrameState::Absent => assert!(!xen.backed.contains(&pfn)),
-            FrameState::Ballooned => {
-                assert!(!xen.backed.contains(&pfn), "pfn {pfn} ballooned but backed")
-            }
+            FrameState::Ballooned => assert!(
+                !xen.backed.contains(&pfn) || xen.stranded.contains(&pfn),
+                "pfn {pfn} ballooned but backed"
+            ),
             s => assert!(xen.backed.contains(&pfn), "pfn {pfn} {s:?} but not backed"),
         }
     }
@@ -471,7 +499,7 @@ fn partial_decrease_returns_the_rest_unchanged() {
 }
 
 #[test]
-fn partial_superpage_decrease_returns_the_rest_unchanged() {
+fn partial_superpage_decrease_quarantines_the_stopped_extent() {
     let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
     let mut fa = allocator(&mut meta);
     let mut xen = FakeXen::new(ram_pfns(), 0);
@@ -480,25 +508,42 @@ fn partial_superpage_decrease_returns_the_rest_unchanged() {
     b.set_toolstack_target_kib(Some(4 * (fa.total_pages() - 4 * 512)));
     xen.script.push_back(Inject::Partial(1));
     let r = b.step(&mut xen, &mut fa, &mut s, 0);
-    assert_eq!(r.released_pages, 512);
-    assert_eq!(r.progress, Progress::Working);
+    // Xen stopped inside the second block, half of which is gone: the
+    // whole block is kept out of use as ballooned, never handed out, and
+    // the driver backs off as for any failure.
+    assert_eq!(r.released_pages, 1024);
+    assert_eq!(r.progress, Progress::BackingOff);
     assert_eq!(xen.calls, vec![(Op::Decrease, SUPERPAGE_ORDER, 4)]);
+    assert_eq!(b.counters().quarantined_extents, 1);
+    assert_eq!(fa.ballooned_pages(), 1024);
+    for pfn in FRAMES - 1024..FRAMES - 512 {
+        assert_eq!(fa.state(pfn), Some(FrameState::Ballooned));
+    }
     check(&fa, &mut xen, &BTreeSet::new());
-    // The three blocks not released are back in the same order.
-    let next: Vec<Pfn> = (0..1536)
+    // The two blocks not tried are back in the same order.
+    let next: Vec<Pfn> = (0..1024)
         .map(|_| fa.take_any_free_for_balloon().unwrap().pfn)
         .collect();
     assert_eq!(
         next,
-        (FRAMES - 2048..FRAMES - 512).rev().collect::<Vec<_>>()
+        (FRAMES - 2048..FRAMES - 1024).rev().collect::<Vec<_>>()
     );
     for &p in next.iter().rev() {
         fa.return_taken(p).unwrap();
     }
-    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
+    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 2 * S);
     assert_eq!(r.progress, Progress::Reached);
     assert_eq!(fa.ballooned_pages(), 2048);
-    assert_eq!(b.counters().superpages_released, 4);
+    assert_eq!(b.counters().superpages_released, 3);
+    check(&fa, &mut xen, &BTreeSet::new());
+    // Growing maps fresh pages over the quarantined block too.
+    b.set_toolstack_target_kib(Some(4 * fa.total_pages()));
+    xen.host_free_pages = 4096;
+    let r = settle(&mut b, &mut xen, &mut fa, &mut s, 4 * S);
+    assert_eq!(r.progress, Progress::Reached);
+    assert_eq!(fa.ballooned_pages(), 0);
+    assert_eq!(xen.leaked_pages, 256);
+    assert!(xen.violations.is_empty(), "{:?}", xen.violations);
     check(&fa, &mut xen, &BTreeSet::new());
 }
 
@@ -1023,7 +1068,12 @@ proptest! {
             // The counters agree with the allocator: 512 frames per
             // order-9 extent.
             let c = b.counters();
-            prop_assert_eq!(c.released_pages - c.populated_pages, fa.ballooned_pages());
+            // Quarantined extents (Xen stopped inside them) are ballooned
+            // without having been counted as released.
+            prop_assert_eq!(
+                c.released_pages + c.quarantined_extents * SUPERPAGE_PAGES - c.populated_pages,
+                fa.ballooned_pages()
+            );
         }
     }
 }

@@ -6,12 +6,16 @@
 //! is the 64-bit one: %rax = number, arguments in %rdi, %rsi, %rdx, %r10,
 //! %r8; result in %rax.
 //!
-//! `xen-sys` provides `hypercall_1`..`hypercall_4` against a symbol
-//! `HYPERCALL_PAGE`, which we define here, and we use them. Its
-//! `hypercall_5` puts the fifth argument in %r9 instead of %r8, so
-//! [`hypercall5`] is our own. Note also that xen-sys marks its asm
-//! `nostack` although `call` pushes a return address; that is only sound
-//! because every crate of the kernel is built without a red zone.
+//! `xen-sys` has `hypercall_1`..`hypercall_5` against a symbol
+//! `HYPERCALL_PAGE` (which we define here, with the page's name xen-sys
+//! expects), but we do not call them: its `hypercall_5` puts the fifth
+//! argument in %r9 instead of %r8, its asm is marked `nostack` although
+//! `call` pushes a return address, and each wrapper declares only the
+//! registers it passes as clobbered, while a debug build of Xen
+//! deliberately overwrites every argument register a hypercall does not
+//! use. [`raw`] is the one asm path: all five argument registers are
+//! declared clobbered, whatever the arity. The hypercall numbers, and the
+//! structure definitions `xen::abi` re-exports, do come from xen-sys.
 
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -102,68 +106,23 @@ fn checked(ret: i64) -> Result<u64, Errno> {
     Errno::from_ret(ret)
 }
 
-/// A hypercall with up to four arguments, through xen-sys.
+/// The one hypercall path: calls the stub for `op` with five arguments.
 ///
 /// # Safety
 /// [`init`] must have run, and the arguments must be what hypercall `op`
 /// expects: pointers must point at live, correctly laid out structures
 /// that Xen may read or write for the duration of the call.
-pub unsafe fn hypercall4(op: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> Result<u64, Errno> {
-    if !ready() {
-        return Err(Errno::ENOSYS);
-    }
-    // SAFETY: forwarded to the caller; the page is initialised.
-    let ret = unsafe { xen_sys::hypercall_4(op, a1, a2, a3, a4) };
-    checked(ret)
-}
-
-/// A hypercall with two arguments.
-///
-/// # Safety
-/// As [`hypercall4`].
-pub unsafe fn hypercall2(op: u32, a1: u64, a2: u64) -> Result<u64, Errno> {
-    if !ready() {
-        return Err(Errno::ENOSYS);
-    }
-    // SAFETY: forwarded to the caller; the page is initialised.
-    let ret = unsafe { xen_sys::hypercall_2(op, a1, a2) };
-    checked(ret)
-}
-
-/// A hypercall with three arguments.
-///
-/// # Safety
-/// As [`hypercall4`].
-pub unsafe fn hypercall3(op: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, Errno> {
-    if !ready() {
-        return Err(Errno::ENOSYS);
-    }
-    // SAFETY: forwarded to the caller; the page is initialised.
-    let ret = unsafe { xen_sys::hypercall_3(op, a1, a2, a3) };
-    checked(ret)
-}
-
-/// A hypercall with five arguments (fifth in %r8, unlike xen-sys).
-///
-/// # Safety
-/// As [`hypercall4`].
-pub unsafe fn hypercall5(
-    op: u32,
-    a1: u64,
-    a2: u64,
-    a3: u64,
-    a4: u64,
-    a5: u64,
-) -> Result<u64, Errno> {
-    if !ready() {
+unsafe fn raw(op: u32, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> Result<u64, Errno> {
+    if !ready() || op >= 128 {
         return Err(Errno::ENOSYS);
     }
     let entry = HYPERCALL_PAGE.0.as_ptr() as u64 + u64::from(op) * 32;
     let ret: i64;
-    // SAFETY: the stub at `entry` is Xen's for `op`; the caller guarantees
-    // the arguments. Xen may clobber the argument registers (debug builds
-    // do), so all are declared as clobbered. The kernel has no red zone,
-    // so the return address `call` pushes overwrites nothing live.
+    // SAFETY: `entry` is Xen's stub for `op` in the initialised page; the
+    // caller guarantees the arguments. Xen may clobber every argument
+    // register (debug builds do on purpose), so all are declared
+    // clobbered. The kernel is built without a red zone, so the return
+    // address that `call` pushes overwrites nothing live.
     unsafe {
         asm!(
             "call {entry}",
@@ -174,9 +133,57 @@ pub unsafe fn hypercall5(
             inlateout("rdx") a3 => _,
             inlateout("r10") a4 => _,
             inlateout("r8") a5 => _,
+            out("r9") _,
+            out("r11") _,
+            out("rcx") _,
         );
     }
     checked(ret)
+}
+
+/// A hypercall with two arguments.
+///
+/// # Safety
+/// As [`hypercall5`].
+pub unsafe fn hypercall2(op: u32, a1: u64, a2: u64) -> Result<u64, Errno> {
+    // SAFETY: forwarded to the caller.
+    unsafe { raw(op, a1, a2, 0, 0, 0) }
+}
+
+/// A hypercall with three arguments.
+///
+/// # Safety
+/// As [`hypercall5`].
+pub unsafe fn hypercall3(op: u32, a1: u64, a2: u64, a3: u64) -> Result<u64, Errno> {
+    // SAFETY: forwarded to the caller.
+    unsafe { raw(op, a1, a2, a3, 0, 0) }
+}
+
+/// A hypercall with four arguments.
+///
+/// # Safety
+/// As [`hypercall5`].
+pub unsafe fn hypercall4(op: u32, a1: u64, a2: u64, a3: u64, a4: u64) -> Result<u64, Errno> {
+    // SAFETY: forwarded to the caller.
+    unsafe { raw(op, a1, a2, a3, a4, 0) }
+}
+
+/// A hypercall with five arguments (the fifth in %r8, as Xen's ABI has it).
+///
+/// # Safety
+/// [`init`] must have run, and the arguments must be what hypercall `op`
+/// expects: pointers must point at live, correctly laid out structures
+/// that Xen may read or write for the duration of the call.
+pub unsafe fn hypercall5(
+    op: u32,
+    a1: u64,
+    a2: u64,
+    a3: u64,
+    a4: u64,
+    a5: u64,
+) -> Result<u64, Errno> {
+    // SAFETY: forwarded to the caller.
+    unsafe { raw(op, a1, a2, a3, a4, a5) }
 }
 
 /// Hypercall numbers (xen/include/public/xen.h), from xen-sys.

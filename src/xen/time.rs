@@ -33,7 +33,13 @@ impl TimeInfo {
             d => d,
         };
         if self.tsc_shift >= 0 {
-            delta = delta.checked_shl(self.tsc_shift as u32).unwrap_or(u64::MAX);
+            // Saturate rather than drop the high bits.
+            let shift = self.tsc_shift as u32;
+            delta = if delta.leading_zeros() >= shift {
+                delta << shift
+            } else {
+                u64::MAX
+            };
         } else {
             delta >>= u32::from(self.tsc_shift.unsigned_abs()).min(63);
         }
@@ -126,5 +132,12 @@ mod tests {
         assert_eq!(s.ns_at(5000), 5_000 + 1000);
         let u = TimeInfo { tsc_shift: 1, ..t };
         assert_eq!(u.ns_at(2000), 5_000 + 1000);
+        // A shift that would overflow saturates instead of wrapping.
+        let v = TimeInfo {
+            tsc_shift: 8,
+            tsc_to_system_mul: 1,
+            ..t
+        };
+        assert_eq!(v.ns_at(1000 + (1 << 60)), 5_000 + (u64::MAX >> 32));
     }
 }
