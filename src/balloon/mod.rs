@@ -977,10 +977,9 @@ impl Balloon {
                 // Only populating falls back; treat it as no progress.
                 Ok(BatchOutcome::Fallback) => break Err(BalloonError::NoProgress),
                 Ok(BatchOutcome::Done { .. }) => break Err(BalloonError::NoProgress),
-                Ok(BatchOutcome::Stopped { moved }) => {
-                    released = released.saturating_add(moved);
-                    break Err(BalloonError::NoProgress);
-                }
+                // The stopped extent is quarantined (ballooned); the error
+                // tells the caller the release is incomplete.
+                Ok(BatchOutcome::Stopped { .. }) => break Err(BalloonError::NoProgress),
                 Ok(BatchOutcome::Empty) => break Err(BalloonError::Limited(Limit::InUse)),
                 Err(e) if self.shrink_batch_on_e2big(e) => {}
                 Err(e) => break Err(e),
