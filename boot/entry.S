@@ -4,8 +4,10 @@
  * note and jump there in 32-bit protected mode, paging off, with %ebx the
  * physical address of struct hvm_start_info and no usable stack.
  *
- * We zero .bss, build identity page tables for the first 4 GiB with 2 MiB
- * pages, enable PAE + long mode + SSE, and call kernel_entry(start_info).
+ * We zero .bss, build identity page tables for the first 4 GiB (4 KiB
+ * pages for the first 4 MiB with a guard page below the boot stack, 2 MiB
+ * pages above), enable PAE + long mode + SSE, and call
+ * kernel_entry(start_info).
  * The kernel later replaces these tables with its own.
  */
 
@@ -62,6 +64,29 @@ pvh_start32:
         addl    $0x200000, %eax
         addl    $8, %edx
         loop    2b
+
+        /*
+         * The first 4 MiB (the kernel image, its .bss and the boot stack)
+         * with 4 KiB pages instead, so that the page below the boot stack
+         * can stay unmapped: a stack overflow faults there instead of
+         * silently rewriting the page tables just below it.
+         */
+        movl    $boot_pt, %edx
+        movl    $0x3, %eax
+        movl    $1024, %ecx
+4:      movl    %eax, (%edx)
+        movl    $0, 4(%edx)
+        addl    $4096, %eax
+        addl    $8, %edx
+        loop    4b
+        movl    $boot_stack_guard, %eax
+        shrl    $12, %eax               /* pfn < 1024, checked by linker.ld */
+        movl    $0, boot_pt(,%eax,8)
+        movl    $boot_pt, %eax
+        orl     $0x3, %eax
+        movl    %eax, boot_pd           /* PD0[0] -> boot_pt[0..512] */
+        addl    $4096, %eax
+        movl    %eax, boot_pd + 8       /* PD0[1] -> boot_pt[512..1024] */
 
         /* CR4: PAE, OSFXSR, OSXMMEXCPT (core uses SSE) */
         movl    %cr4, %eax
@@ -124,7 +149,11 @@ boot_pdpt:
         .skip   4096
 boot_pd:
         .skip   4 * 4096
-        .balign 16
+boot_pt:
+        .skip   2 * 4096
+        .globl  boot_stack_guard
+boot_stack_guard:                       /* unmapped: catches overflow */
+        .skip   4096
 boot_stack:
         .skip   64 * 1024
 boot_stack_top:

@@ -13,7 +13,7 @@
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
 //! | `balloon_floor_mb=<n>` | balloon safety floor in MiB |
-//! | `crash=<pf\|ud\|panic\|hang>` | fail on purpose at boot (tests of the fault reporting and the rig) |
+//! | `crash=<pf\|ud\|panic\|hang\|stack>` | fail on purpose at boot (tests of the fault reporting and the rig) |
 //!
 //! Unknown words become warnings; a malformed word becomes an error for
 //! that word only, the others still apply. When a key repeats, the last
@@ -53,6 +53,8 @@ pub enum CrashKind {
     Panic,
     /// Block forever with interrupts enabled.
     Hang,
+    /// Recurse until the boot stack overflows into its guard page (#PF).
+    StackOverflow,
 }
 
 /// The settings the command line asked for; `None` means "not given".
@@ -217,6 +219,7 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
                 "ud" => CrashKind::InvalidOpcode,
                 "panic" => CrashKind::Panic,
                 "hang" => CrashKind::Hang,
+                "stack" => CrashKind::StackOverflow,
                 _ => return Err(CmdlineErrorKind::BadValue),
             })
         }

@@ -41,10 +41,10 @@ pub struct BootInfo {
     pub boot_data: BootData,
 }
 
-/// Pages of the boot page tables (`boot/entry.S`: one PML4, one PDPT and
-/// four page directories of 2 MiB entries), counted as committed kernel
-/// memory.
-pub const BOOT_PAGE_TABLE_PAGES: u64 = 6;
+/// Pages of the boot page tables (`boot/entry.S`: one PML4, one PDPT,
+/// four page directories and two page tables for the first 4 MiB),
+/// counted as committed kernel memory.
+pub const BOOT_PAGE_TABLE_PAGES: u64 = 8;
 
 /// Identity map of the boot page tables: the first 4 GiB.
 const IDENTITY_LIMIT: u64 = 4 << 30;

@@ -63,8 +63,12 @@ pub fn finish(result: TestResult) -> ! {
         e.exit(result);
     }
     qemu_debug_exit(result);
+    // Nothing else worked. Halt with interrupts off: this may run on an
+    // IST stack that a new interrupt would reuse, and under Xen it powers
+    // the domain off, which is the right end here.
     loop {
-        cpu::enable_interrupts_and_halt();
+        cpu::disable_interrupts();
+        cpu::halt();
     }
 }
 

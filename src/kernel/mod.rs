@@ -63,6 +63,10 @@ struct BootHeap([u8; BOOT_HEAP_BYTES]);
 
 static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_BYTES]);
 
+/// HVM_PARAM_TRIPLE_FAULT_REASON (public/hvm/params.h): the shutdown
+/// reason Xen uses when the guest triple-faults.
+const HVM_PARAM_TRIPLE_FAULT_REASON: u32 = 31;
+
 /// Heap taken from the frame allocator at boot, in pages (4 MiB).
 const HEAP_PAGES: u64 = 1024;
 
@@ -231,12 +235,21 @@ impl Kernel {
             ev.timer_port
         );
         self.events = Some(ev);
+        // A triple fault is a crash, not a reboot: the toolstack's
+        // on_crash policy (e.g. preserve) then keeps the vCPU state for a
+        // post-mortem. Xen may refuse a guest setting it; that is fine.
+        if let Err(e) = calls::hvm_set_param(
+            HVM_PARAM_TRIPLE_FAULT_REASON,
+            u64::from(abi::SHUTDOWN_crash),
+        ) {
+            log::debug!("HVM_PARAM_TRIPLE_FAULT_REASON: {e}");
+        }
         if self.role == Role::DomU {
-            match store::init_console() {
+            match store::init_console(&mut self.frames) {
                 Ok(()) => log::info!("console: PV ring attached"),
                 Err(e) => log::warn!("console: no PV ring: {e}"),
             }
-            match store::connect(ev) {
+            match store::connect(ev, &mut self.frames) {
                 Ok(s) => self.store = Some(s),
                 Err(e) => log::warn!("xenstore: unavailable: {e}"),
             }
@@ -260,10 +273,25 @@ fn crash(kind: cmdline::CrashKind) {
         // SAFETY: ud2 raises #UD, which is fatal and never returns.
         cmdline::CrashKind::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
         cmdline::CrashKind::Panic => panic!("crash=panic requested"),
+        cmdline::CrashKind::StackOverflow => {
+            let depth = recurse(core::hint::black_box(0));
+            log::error!("recursed {depth} times without overflowing the stack?");
+        }
         cmdline::CrashKind::Hang => loop {
             crate::arch::x86_64::cpu::enable_interrupts_and_halt();
         },
     }
+}
+
+/// Uses 1 KiB of stack per level, forever (for `crash=stack`): it ends
+/// in the #PF of the boot stack's guard page.
+#[inline(never)]
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let mut frame = [0u8; 1024];
+    frame[(depth % 1024) as usize] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    recurse(depth + 1) + u64::from(frame[0])
 }
 
 /// The panic handler's body.

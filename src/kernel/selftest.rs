@@ -2,7 +2,6 @@
 //! Xen as dom0, or Xen as a domU with xenstore. One line per check, then
 //! the caller prints exactly one `Test result:` line (XTF convention).
 
-use alloc::boxed::Box;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -199,7 +198,7 @@ fn sse() -> Outcome {
 }
 
 fn heap(k: &Kernel) -> Outcome {
-    let b = Box::new([7u8; 64 * 1024]);
+    let b = alloc::vec![7u8; 64 * 1024].into_boxed_slice();
     let v: Vec<u64> = (0..10_000).collect();
     let ok = b.iter().all(|&x| x == 7) && v.iter().sum::<u64>() == 49_995_000;
     let s = k.heap.stats();

@@ -4,6 +4,7 @@
 
 use alloc::string::String;
 
+use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::xen::abi::{self, xencons_interface, xenstore_domain_interface};
 use crate::xen::calls;
 use crate::xen::console::PvConsole;
@@ -31,9 +32,25 @@ fn special_page(pfn_param: u32, evtchn_param: u32) -> Result<(u64, Port), String
     Ok((pfn << 12, port))
 }
 
+/// Keeps a special page out of the frame allocator's hands: a toolstack
+/// or memory map that shows it as RAM must not let the balloon release it
+/// or the workload overwrite it.
+fn reserve(frames: &mut FrameAllocator<'_>, paddr: u64) -> Result<(), String> {
+    let pfn = paddr >> 12;
+    match frames.state(pfn) {
+        None | Some(FrameState::Absent | FrameState::Reserved) => Ok(()),
+        Some(FrameState::Free) => frames
+            .reserve_range(pfn, 1)
+            .map(|_| ())
+            .map_err(|e| alloc::format!("reserve special page {pfn:#x}: {e}")),
+        Some(s) => Err(alloc::format!("special page {pfn:#x} is {s:?}")),
+    }
+}
+
 /// Attaches the PV console ring as a console sink.
-pub fn init_console() -> Result<(), String> {
+pub fn init_console(frames: &mut FrameAllocator<'_>) -> Result<(), String> {
     let (paddr, port) = special_page(abi::HVM_PARAM_CONSOLE_PFN, abi::HVM_PARAM_CONSOLE_EVTCHN)?;
+    reserve(frames, paddr)?;
     // SAFETY: the page is the console page Xen gave this domain, identity
     // mapped below 4 GiB (checked), and only this PvConsole touches it.
     let c = unsafe { PvConsole::new(paddr as *mut xencons_interface, port) };
@@ -78,8 +95,9 @@ pub fn store_port(s: &mut XenStore) -> Port {
 }
 
 /// Connects to xenstore through HVM_PARAM_STORE_PFN/EVTCHN.
-pub fn connect(ev: Events) -> Result<XenStore, String> {
+pub fn connect(ev: Events, frames: &mut FrameAllocator<'_>) -> Result<XenStore, String> {
     let (paddr, port) = special_page(abi::HVM_PARAM_STORE_PFN, abi::HVM_PARAM_STORE_EVTCHN)?;
+    reserve(frames, paddr)?;
     // SAFETY: the page is the xenstore ring page Xen gave this domain,
     // identity mapped (checked below 4 GiB), and only this client uses it.
     let page = unsafe { VolatilePage::new(paddr as *mut xenstore_domain_interface) };

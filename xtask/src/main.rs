@@ -226,7 +226,13 @@ fn test_all(a: &Args) -> Result<()> {
         });
         // A kernel that faults must say so (vector, error code, RIP) and
         // end with ERROR, not hang or reset.
-        for (word, shows) in [("pf", "FATAL #PF"), ("ud", "FATAL #UD"), ("panic", "PANIC")] {
+        for (word, shows) in [
+            ("pf", "FATAL #PF"),
+            ("ud", "FATAL #UD"),
+            ("panic", "PANIC"),
+            // Overflowing the boot stack hits its unmapped guard page.
+            ("stack", "FATAL #PF"),
+        ] {
             step(
                 &mut res,
                 &format!("tier 1: qemu crash={word} reported"),

@@ -76,6 +76,12 @@ pub fn enable_interrupts_and_halt() {
     x86_64::instructions::interrupts::enable_and_hlt();
 }
 
+/// Halts until the next interrupt (or forever with interrupts disabled;
+/// under Xen that powers a PVH domain off).
+pub fn halt() {
+    x86_64::instructions::hlt();
+}
+
 /// Disables interrupts.
 pub fn disable_interrupts() {
     x86_64::instructions::interrupts::disable();
