@@ -276,7 +276,7 @@ fn test_all(a: &Args) -> Result<()> {
                 let text = std::fs::read_to_string(&console).unwrap_or_default();
                 if out.passed {
                     bail!("the crashing guest passed: {}", out.summary)
-                } else if !out.summary.contains("crashed") || !text.contains("FATAL #PF") {
+                } else if !out.summary.contains("crash") || !text.contains("FATAL #PF") {
                     bail!(
                         "failure not reported as a crash with the fault: {} ({})",
                         out.summary,
