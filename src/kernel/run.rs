@@ -674,6 +674,10 @@ impl Runtime {
                 "data/selfballoon/superpage_fallbacks",
                 c.superpage_fallbacks,
             ),
+            (
+                "data/selfballoon/quarantined_extents",
+                c.quarantined_extents,
+            ),
         ] {
             extra.push((key, value.to_string()));
         }
