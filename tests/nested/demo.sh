@@ -25,4 +25,4 @@ sample_stop
 case $(_state selfballoon) in
     gone | *c*) fail "the guest did not survive the demo" ;;
 esac
-pass "guest ran for ~70 s; chart: demo.svg"
+pass "guest ran for ~100 s; chart: demo.svg"
