@@ -26,21 +26,14 @@ use core::fmt;
 
 use log::LevelFilter;
 
+use crate::selfballoon::policy::Mode;
+
 /// Most warnings and errors kept (the rest are counted only).
 pub const MAX_REPORTED_WORDS: usize = 16;
 /// Longest word kept in a warning or error, in bytes.
 pub const MAX_REPORTED_WORD_BYTES: usize = 64;
 /// Longest `workload=` value accepted, in bytes.
 pub const MAX_WORKLOAD_BYTES: usize = 1024;
-
-/// The self-balloon controller variant.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SelfballoonMode {
-    /// The 2011 seed patch.
-    Seed2011,
-    /// The later Linux driver.
-    Linux,
-}
 
 /// A deliberate failure at boot, for testing how failures are reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,7 +60,7 @@ pub struct KernelArgs {
     /// `selfballooning` (true) / `noselfballooning` (false).
     pub selfballooning: Option<bool>,
     /// `selfballoon_mode=`.
-    pub selfballoon_mode: Option<SelfballoonMode>,
+    pub selfballoon_mode: Option<Mode>,
     /// `workload=`, unparsed.
     pub workload: Option<String>,
     /// `scrub=`.
@@ -192,11 +185,8 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
         }
         "loglevel" => args.loglevel = Some(parse_level(required(value)?)?),
         "selfballoon_mode" => {
-            args.selfballoon_mode = Some(match required(value)? {
-                "2011" => SelfballoonMode::Seed2011,
-                "linux" => SelfballoonMode::Linux,
-                _ => return Err(CmdlineErrorKind::BadValue),
-            })
+            args.selfballoon_mode =
+                Some(Mode::from_name(required(value)?).ok_or(CmdlineErrorKind::BadValue)?)
         }
         "workload" => {
             let v = required(value)?;
@@ -279,7 +269,7 @@ mod tests {
         assert!(a.selftest);
         assert_eq!(a.loglevel, Some(LevelFilter::Debug));
         assert_eq!(a.selfballooning, Some(true));
-        assert_eq!(a.selfballoon_mode, Some(SelfballoonMode::Linux));
+        assert_eq!(a.selfballoon_mode, Some(Mode::Linux));
         assert_eq!(a.workload.as_deref(), Some("grow:64M,hold:5s"));
         assert_eq!(a.scrub, Some(false));
         assert_eq!(a.balloon_floor_mb, Some(48));

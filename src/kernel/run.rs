@@ -13,7 +13,6 @@ use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
 use crate::balloon::{self, Balloon, BalloonConfig, Progress, Scrubber};
-use crate::cmdline::SelfballoonMode;
 use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::mm::{pages_to_kib, Pfn, PAGE_SIZE};
 use crate::selfballoon::controller::Controller;
@@ -199,7 +198,6 @@ struct Runtime {
     tick_next_ns: Option<u64>,
     engine: Option<Engine>,
     engine_next_ns: Option<u64>,
-    home: Option<String>,
     written: BTreeMap<String, String>,
     status_next_ns: u64,
     kernel_pages: u64,
@@ -301,17 +299,8 @@ impl Runtime {
         let max_pfn = k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0);
 
         let mut tunables = Tunables::new(k.args.selfballooning.unwrap_or(true));
-        let mut controller_mode = None;
         if let Some(m) = k.args.selfballoon_mode {
-            controller_mode = Some(match m {
-                SelfballoonMode::Seed2011 => "2011",
-                SelfballoonMode::Linux => "linux",
-            });
-        }
-        if let Some(m) = controller_mode {
-            if let Err(r) = tunables.apply("mode", m) {
-                log::warn!("selfballoon_mode: {r:?}");
-            }
+            tunables.mode = m;
         }
         let controller = Controller::new(tunables);
         let engine = k.args.workload.as_deref().and_then(parse_workload);
@@ -327,7 +316,6 @@ impl Runtime {
             glue: None,
             engine,
             engine_next_ns: Some(0),
-            home: None,
             written: BTreeMap::new(),
             status_next_ns: 0,
             kernel_pages,
@@ -376,7 +364,6 @@ impl Runtime {
             log::warn!("watch workload: {e}");
         }
         self.glue = Some(glue);
-        self.home = Some(home);
     }
 
     fn apply_target(&mut self, xs: &mut XenStore) {
@@ -441,14 +428,14 @@ impl Runtime {
                 if !spec.is_empty() {
                     if let Some(e) = parse_workload(&spec) {
                         log::info!("workload from xenstore: {spec}");
-                        self.replace_engine(k, e);
+                        self.replace_engine(e);
                     }
                 }
             }
         }
     }
 
-    fn replace_engine(&mut self, k: &mut Kernel, new: Engine) {
+    fn replace_engine(&mut self, new: Engine) {
         if let Some(old) = self.engine.take() {
             let s = old.status();
             if s.reserved_pages > 0 {
@@ -463,7 +450,6 @@ impl Runtime {
                 return;
             }
         }
-        let _ = k;
         self.engine = Some(new);
         self.engine_next_ns = Some(0);
     }
