@@ -24,6 +24,21 @@
         .balign 4
         .popsection
 
+        /*
+         * FILL table, count, first, step: writes `count` 8-byte page-table
+         * entries at `table`, the low halves `first`, `first + step`, ...
+         * (the high halves stay 0: .bss is zeroed first).
+         */
+        .macro FILL table, count, first, step
+        movl    $\table, %edx
+        movl    \first, %eax
+        movl    $\count, %ecx
+9:      movl    %eax, (%edx)
+        addl    $\step, %eax
+        addl    $8, %edx
+        loop    9b
+        .endm
+
         .pushsection .boot.text, "ax"
         .code32
         .globl pvh_start32
@@ -41,29 +56,12 @@ pvh_start32:
 
         movl    $boot_stack_top, %esp
 
-        /* PML4[0] -> PDPT */
-        movl    $boot_pdpt, %eax
-        orl     $0x3, %eax              /* present | writable */
-        movl    %eax, boot_pml4
-
+        /* PML4[0] -> PDPT (present | writable) */
+        FILL    boot_pml4, 1, $(boot_pdpt + 0x3), 0
         /* PDPT[0..3] -> the four page directories */
-        movl    $boot_pd, %eax
-        orl     $0x3, %eax
-        movl    $boot_pdpt, %edx
-        movl    $4, %ecx
-1:      movl    %eax, (%edx)
-        addl    $4096, %eax
-        addl    $8, %edx
-        loop    1b
-
+        FILL    boot_pdpt, 4, $(boot_pd + 0x3), 4096
         /* 2048 x 2 MiB identity mappings: present | writable | PS */
-        movl    $boot_pd, %edx
-        movl    $0x83, %eax
-        movl    $2048, %ecx
-2:      movl    %eax, (%edx)
-        addl    $0x200000, %eax
-        addl    $8, %edx
-        loop    2b
+        FILL    boot_pd, 2048, $0x83, 0x200000
 
         /*
          * The first 4 MiB (the kernel image, its .bss and the boot stack)
@@ -71,22 +69,12 @@ pvh_start32:
          * can stay unmapped: a stack overflow faults there instead of
          * silently rewriting the page tables just below it.
          */
-        movl    $boot_pt, %edx
-        movl    $0x3, %eax
-        movl    $1024, %ecx
-4:      movl    %eax, (%edx)
-        movl    $0, 4(%edx)
-        addl    $4096, %eax
-        addl    $8, %edx
-        loop    4b
+        FILL    boot_pt, 1024, $0x3, 4096
         movl    $boot_stack_guard, %eax
         shrl    $12, %eax               /* pfn < 1024, checked by linker.ld */
         movl    $0, boot_pt(,%eax,8)
-        movl    $boot_pt, %eax
-        orl     $0x3, %eax
-        movl    %eax, boot_pd           /* PD0[0] -> boot_pt[0..512] */
-        addl    $4096, %eax
-        movl    %eax, boot_pd + 8       /* PD0[1] -> boot_pt[512..1024] */
+        /* PD0[0..1] -> boot_pt, replacing the first two 2 MiB mappings */
+        FILL    boot_pd, 2, $(boot_pt + 0x3), 4096
 
         /* CR4: PAE, OSFXSR, OSXMMEXCPT (core uses SSE) */
         movl    %cr4, %eax

@@ -8,8 +8,7 @@ use alloc::vec::Vec;
 use crate::mm::frame::{FrameAllocator, FrameMeta};
 use crate::mm::heap::KernelHeap;
 use crate::mm::{Pfn, PfnRange, PAGE_SIZE};
-use crate::xen::abi::hvm_start_info;
-use crate::xen::start_info::{self, IdentityMapped, MemRange, PhysRead, StartInfo};
+use crate::xen::start_info::{self, IdentityMapped, MemRange, StartInfo};
 
 use super::Image;
 
@@ -24,10 +23,6 @@ impl BootData {
         if len > 0 {
             self.ranges.push((start, start.saturating_add(len)));
         }
-    }
-
-    fn overlaps(&self, start: u64, end: u64) -> bool {
-        self.ranges.iter().any(|&(s, e)| s < end && start < e)
     }
 }
 
@@ -66,37 +61,8 @@ pub fn read_boot_info(paddr: u64, image: Image, have_xen: bool) -> Result<BootIn
     let mut boot_data = BootData::default();
     boot_data.add(0, 1 << 20); // real-mode area, BIOS data, QEMU's tables
     boot_data.add(image.start, image.end - image.start);
-    boot_data.add(paddr, core::mem::size_of::<hvm_start_info>() as u64);
-    let mut raw = [0u8; core::mem::size_of::<hvm_start_info>()];
-    if mem.read(paddr, &mut raw).is_ok() {
-        let u64_at = |o: usize| {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(&raw[o..o + 8]);
-            u64::from_le_bytes(b)
-        };
-        let u32_at = |o: usize| {
-            let mut b = [0u8; 4];
-            b.copy_from_slice(&raw[o..o + 4]);
-            u64::from(u32::from_le_bytes(b))
-        };
-        let nr_modules = u32_at(core::mem::offset_of!(hvm_start_info, nr_modules));
-        let modlist = u64_at(core::mem::offset_of!(hvm_start_info, modlist_paddr));
-        let cmdline = u64_at(core::mem::offset_of!(hvm_start_info, cmdline_paddr));
-        let memmap = u64_at(core::mem::offset_of!(hvm_start_info, memmap_paddr));
-        let entries = u32_at(core::mem::offset_of!(hvm_start_info, memmap_entries));
-        if cmdline != 0 {
-            let len = si.cmdline.as_ref().map_or(0, |c| c.len() as u64);
-            boot_data.add(cmdline, len + 1);
-        }
-        if memmap != 0 && si.version >= 1 {
-            boot_data.add(memmap, entries.saturating_mul(24));
-        }
-        if modlist != 0 {
-            boot_data.add(modlist, nr_modules.saturating_mul(32));
-        }
-    }
-    for m in &si.modules {
-        boot_data.add(m.paddr, m.size);
+    for &(start, len) in &si.boot_data {
+        boot_data.add(start, len);
     }
 
     let (memmap, from_xen) = if !si.memmap.is_empty() {
@@ -104,14 +70,7 @@ pub fn read_boot_info(paddr: u64, image: Image, have_xen: bool) -> Result<BootIn
     } else if have_xen {
         let entries = crate::xen::calls::memory_map(128)
             .map_err(|e| alloc::format!("XENMEM_memory_map: {e}"))?;
-        let mut bytes = Vec::with_capacity(entries.len() * start_info::E820_ENTRY_SIZE);
-        for e in &entries {
-            let (addr, size, ty) = (e.addr, e.size, e.type_);
-            bytes.extend_from_slice(&addr.to_le_bytes());
-            bytes.extend_from_slice(&size.to_le_bytes());
-            bytes.extend_from_slice(&ty.to_le_bytes());
-        }
-        (start_info::parse_e820(&bytes, entries.len()), true)
+        (entries.into_iter().map(MemRange::from).collect(), true)
     } else {
         return Err(String::from(
             "no memory map (start info v0 and no hypervisor)",
@@ -210,9 +169,4 @@ pub fn grow_heap(
         heap.add_region((pfn * PAGE_SIZE) as *mut u8, (pages * PAGE_SIZE) as usize)
             .map_err(|e| alloc::format!("heap region: {e:?}"))
     }
-}
-
-/// Whether the boot data overlaps a range (for tests of the selection).
-pub fn boot_data_overlaps(b: &BootData, start: u64, end: u64) -> bool {
-    b.overlaps(start, end)
 }

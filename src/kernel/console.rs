@@ -6,7 +6,6 @@
 //! - HYPERVISOR_console_io for dom0 (dropped by release Xen for domUs).
 
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use log::{LevelFilter, Log, Metadata, Record};
 use spin::Mutex;
@@ -32,8 +31,6 @@ static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
 });
 
 /// Nanoseconds since boot for the timestamp prefix, once a clock exists.
-static CLOCK: AtomicU64 = AtomicU64::new(0);
-static HAVE_CLOCK: AtomicBool = AtomicBool::new(false);
 static CLOCK_FN: spin::Once<fn() -> u64> = spin::Once::new();
 
 impl Sinks {
@@ -84,19 +81,10 @@ pub fn add_sink(sink: &'static mut dyn ConsoleSink) {
 /// Sets the function giving nanoseconds since boot for timestamps.
 pub fn set_clock(now_ns: fn() -> u64) {
     CLOCK_FN.call_once(|| now_ns);
-    HAVE_CLOCK.store(true, Ordering::Release);
 }
 
 fn now_ns() -> Option<u64> {
-    if HAVE_CLOCK.load(Ordering::Acquire) {
-        CLOCK_FN.get().map(|f| {
-            let t = f();
-            CLOCK.store(t, Ordering::Relaxed);
-            t
-        })
-    } else {
-        None
-    }
+    CLOCK_FN.get().map(|f| f())
 }
 
 /// Writes a raw line (no level prefix), e.g. the selftest result line.

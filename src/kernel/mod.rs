@@ -63,10 +63,6 @@ struct BootHeap([u8; BOOT_HEAP_BYTES]);
 
 static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_BYTES]);
 
-/// HVM_PARAM_TRIPLE_FAULT_REASON (public/hvm/params.h): the shutdown
-/// reason Xen uses when the guest triple-faults.
-const HVM_PARAM_TRIPLE_FAULT_REASON: u32 = 31;
-
 /// Heap taken from the frame allocator at boot, in pages (4 MiB).
 const HEAP_PAGES: u64 = 1024;
 
@@ -239,7 +235,7 @@ impl Kernel {
         // on_crash policy (e.g. preserve) then keeps the vCPU state for a
         // post-mortem. Xen may refuse a guest setting it; that is fine.
         if let Err(e) = calls::hvm_set_param(
-            HVM_PARAM_TRIPLE_FAULT_REASON,
+            abi::HVM_PARAM_TRIPLE_FAULT_REASON,
             u64::from(abi::SHUTDOWN_crash),
         ) {
             log::debug!("HVM_PARAM_TRIPLE_FAULT_REASON: {e}");

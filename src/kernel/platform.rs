@@ -16,7 +16,6 @@ pub const CALLBACK_VECTOR: u8 = 0xf3;
 #[derive(Clone, Copy, Debug)]
 pub struct Events {
     pub timer_port: Port,
-    pub shared_info_pfn: Pfn,
 }
 
 /// Maps shared info at `pfn` (a frame we own and give up to it), installs
@@ -38,10 +37,7 @@ pub unsafe fn init_events(pfn: Pfn) -> Result<Events, Errno> {
     calls::set_callback_vector(CALLBACK_VECTOR)?;
     let timer_port = calls::bind_virq(abi::VIRQ_TIMER, 0)?;
     cpu::enable_interrupts();
-    Ok(Events {
-        timer_port,
-        shared_info_pfn: pfn,
-    })
+    Ok(Events { timer_port })
 }
 
 /// Why [`wait`] returned.

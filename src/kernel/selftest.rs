@@ -126,7 +126,6 @@ pub fn run(k: &mut Kernel) -> TestResult {
     let xs_skip = match k.role {
         Role::Bare => Some(no_xen),
         Role::Dom0 => Some("dom0 has no xenstore here"),
-        Role::DomU if k.store.is_none() => None,
         Role::DomU => None,
     };
     match xs_skip {
@@ -383,18 +382,16 @@ fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
 fn clock() -> Outcome {
     log::debug!("time record: {:?}", time::record());
     let a = time::now_ns();
-    let mut x = 0u64;
     for i in 0..100_000u64 {
-        x = x.wrapping_add(core::hint::black_box(i));
+        core::hint::black_box(i);
     }
     let b = time::now_ns();
     check(
         a > 0 && b > a,
         format!(
-            "Xen system time {} ms, advancing ({} ns for a loop of {})",
+            "Xen system time {} ms, advancing ({} ns over a 100000-step loop)",
             a / 1_000_000,
-            b - a,
-            x % 7 + 100_000 - x % 7
+            b - a
         ),
         format!("time did not advance: {a} -> {b}"),
     )

@@ -256,6 +256,8 @@ pub const HVM_PARAM_STORE_EVTCHN: u32 = 2;
 /// The PV console ring's PFN and event channel.
 pub const HVM_PARAM_CONSOLE_PFN: u32 = 17;
 pub const HVM_PARAM_CONSOLE_EVTCHN: u32 = 18;
+/// Shutdown reason Xen uses when the guest triple-faults (default reboot).
+pub const HVM_PARAM_TRIPLE_FAULT_REASON: u32 = 31;
 
 /// Bits 63:56 of HVM_PARAM_CALLBACK_IRQ hold the delivery type.
 pub const HVM_PARAM_CALLBACK_IRQ_TYPE_MASK: u64 = 0xFF00_0000_0000_0000;

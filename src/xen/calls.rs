@@ -14,15 +14,10 @@ use crate::xen::ops::{extent_pages, MemoryOps};
 /// xen_pfn_t, as Linux's balloon driver uses), whatever their order.
 pub const MAX_BATCH: usize = 512;
 
-const XENMEM_INCREASE_RESERVATION: u64 = 0;
-const XENMEM_DECREASE_RESERVATION: u64 = 1;
-const XENMEM_CURRENT_RESERVATION: u64 = 3;
-const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
-const XENMEM_POPULATE_PHYSMAP: u64 = 6;
-const XENMEM_ADD_TO_PHYSMAP: u64 = 7;
-const XENMEM_MEMORY_MAP: u64 = 9;
-/// XENMAPSPACE_shared_info (public/memory.h).
-const XENMAPSPACE_SHARED_INFO: u32 = 0;
+/// A XENMEM_* sub-op number as the memory_op hypercall takes it.
+const fn mem_op(cmd: u32) -> u64 {
+    cmd as u64
+}
 
 // ---- xen_version -------------------------------------------------------
 
@@ -97,7 +92,13 @@ pub fn memory_map(max: usize) -> Result<Vec<abi::e820entry>, Errno> {
     };
     // SAFETY: buffer points at `max` e820entry slots that Xen fills; it
     // writes back nr_entries.
-    unsafe { hypercall2(nr::MEMORY_OP, XENMEM_MEMORY_MAP, &mut map as *mut _ as u64) }?;
+    unsafe {
+        hypercall2(
+            nr::MEMORY_OP,
+            mem_op(abi::XENMEM_memory_map),
+            &mut map as *mut _ as u64,
+        )
+    }?;
     let n = (map.nr_entries as usize).min(max);
     entries.truncate(n);
     Ok(entries)
@@ -108,7 +109,7 @@ pub fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
     let mut a = abi::xen_add_to_physmap {
         domid: DOMID_SELF,
         size: 0,
-        space: XENMAPSPACE_SHARED_INFO,
+        space: abi::XENMAPSPACE_shared_info,
         idx: 0,
         gpfn,
     };
@@ -116,7 +117,7 @@ pub fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
     unsafe {
         hypercall2(
             nr::MEMORY_OP,
-            XENMEM_ADD_TO_PHYSMAP,
+            mem_op(abi::XENMEM_add_to_physmap),
             &mut a as *mut _ as u64,
         )
     }?;
@@ -142,31 +143,27 @@ impl XenMemory {
         self.scratch.extend_from_slice(pfns);
         reservation_op(cmd, extent_order, &mut self.scratch)
     }
-
-    /// XENMEM_increase_reservation (order 0); kept for completeness, the
-    /// balloon uses populate_physmap because a PVH guest chooses its gfns.
-    pub fn increase_reservation(&mut self, count: usize) -> Result<usize, Errno> {
-        self.scratch.clear();
-        self.scratch.resize(count.min(MAX_BATCH), 0);
-        reservation_op(XENMEM_INCREASE_RESERVATION, 0, &mut self.scratch)
-    }
 }
 
 impl MemoryOps for XenMemory {
     fn decrease_reservation(&mut self, extent_order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
-        self.batch(XENMEM_DECREASE_RESERVATION, extent_order, extents)
+        self.batch(
+            mem_op(abi::XENMEM_decrease_reservation),
+            extent_order,
+            extents,
+        )
     }
 
     fn populate_physmap(&mut self, extent_order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
-        self.batch(XENMEM_POPULATE_PHYSMAP, extent_order, extents)
+        self.batch(mem_op(abi::XENMEM_populate_physmap), extent_order, extents)
     }
 
     fn current_reservation(&mut self) -> Result<u64, Errno> {
-        domid_op(XENMEM_CURRENT_RESERVATION)
+        domid_op(mem_op(abi::XENMEM_current_reservation))
     }
 
     fn maximum_reservation(&mut self) -> Result<u64, Errno> {
-        domid_op(XENMEM_MAXIMUM_RESERVATION)
+        domid_op(mem_op(abi::XENMEM_maximum_reservation))
     }
 }
 
@@ -333,7 +330,7 @@ mod tests {
 
     #[test]
     fn bad_reservation_batches_are_refused_before_the_hypercall() {
-        let op = XENMEM_DECREASE_RESERVATION;
+        let op = mem_op(abi::XENMEM_decrease_reservation);
         assert_eq!(reservation_op(op, 9, &mut []), Ok(0));
         assert_eq!(reservation_op(op, 9, &mut [512, 1025]), Err(Errno::EINVAL));
         assert_eq!(reservation_op(op, 64, &mut [0]), Err(Errno::EINVAL));

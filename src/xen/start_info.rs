@@ -42,8 +42,6 @@ const V0_SIZE: usize = 40;
 const V1_SIZE: usize = 56;
 const MEMMAP_ENTRY_SIZE: usize = 24;
 const MODLIST_ENTRY_SIZE: usize = 32;
-/// `struct e820entry` as XENMEM_memory_map returns it (packed).
-pub const E820_ENTRY_SIZE: usize = 20;
 
 /// Reading guest-physical memory failed (address not readable).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -200,6 +198,11 @@ pub struct StartInfo {
     pub modules: Vec<Module>,
     /// Physical address of the ACPI RSDP, if given.
     pub rsdp_paddr: Option<u64>,
+    /// `(paddr, bytes)` of everything the loader left in memory that was
+    /// read here: this structure, the memory map, the module list, the
+    /// modules and every command line (raw length with its NUL). The
+    /// kernel keeps these out of the frame allocator.
+    pub boot_data: Vec<(u64, u64)>,
 }
 
 impl StartInfo {
@@ -240,15 +243,27 @@ fn table_bytes(paddr: u64, count: u32, size: usize) -> Result<usize, StartInfoEr
     Ok(bytes)
 }
 
-/// Reads a NUL-terminated string of at most `MAX_CMDLINE_BYTES`; returns
-/// it and whether it was cut.
-fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<(String, bool), StartInfoError> {
+/// A string read from guest memory.
+struct CString {
+    text: String,
+    cut: bool,
+    /// Bytes of guest memory it occupies that were looked at (including
+    /// the NUL when it was found).
+    span: u64,
+}
+
+/// Reads a NUL-terminated string of at most `MAX_CMDLINE_BYTES`.
+fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<CString, StartInfoError> {
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 64];
     let mut addr = paddr;
     loop {
         if bytes.len() >= MAX_CMDLINE_BYTES {
-            return Ok((String::from_utf8_lossy(&bytes).into_owned(), true));
+            return Ok(CString {
+                span: bytes.len() as u64,
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                cut: true,
+            });
         }
         // Read up to the end of the page so a short string at the end of
         // mapped memory does not fail.
@@ -257,9 +272,14 @@ fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<(String, bool), Sta
         mem.read(addr, &mut chunk[..n])?;
         if let Some(nul) = chunk[..n].iter().position(|&c| c == 0) {
             bytes.extend_from_slice(&chunk[..nul]);
+            let span = bytes.len() as u64 + 1;
             let cut = bytes.len() > MAX_CMDLINE_BYTES;
             bytes.truncate(MAX_CMDLINE_BYTES);
-            return Ok((String::from_utf8_lossy(&bytes).into_owned(), cut));
+            return Ok(CString {
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+                cut,
+                span,
+            });
         }
         bytes.extend_from_slice(&chunk[..n]);
         addr = addr
@@ -268,14 +288,8 @@ fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<(String, bool), Sta
     }
 }
 
-fn read_cmdline<R: PhysRead>(
-    mem: &R,
-    paddr: u64,
-) -> Result<(Option<String>, bool), StartInfoError> {
-    match nonzero(paddr) {
-        None => Ok((None, false)),
-        Some(p) => read_c_string(mem, p).map(|(s, cut)| (Some(s), cut)),
-    }
+fn read_cmdline<R: PhysRead>(mem: &R, paddr: u64) -> Result<Option<CString>, StartInfoError> {
+    nonzero(paddr).map(|p| read_c_string(mem, p)).transpose()
 }
 
 /// Parses the start info at `paddr`.
@@ -322,6 +336,13 @@ pub fn parse<R: PhysRead>(mem: &R, paddr: u64) -> Result<StartInfo, StartInfoErr
         Vec::new()
     };
 
+    // Where the loader put what we read, for the kernel to keep.
+    let header_bytes = if version >= 1 { V1_SIZE } else { V0_SIZE };
+    let mut boot_data = alloc::vec![(paddr, header_bytes as u64)];
+    if !memmap.is_empty() {
+        boot_data.push((memmap_paddr, (memmap.len() * MEMMAP_ENTRY_SIZE) as u64));
+    }
+
     let mut modules = Vec::new();
     if nr_modules > 0 && modlist_paddr != 0 {
         if nr_modules > MAX_MODULES {
@@ -329,16 +350,30 @@ pub fn parse<R: PhysRead>(mem: &R, paddr: u64) -> Result<StartInfo, StartInfoErr
         }
         let mut buf = vec_zeroed(table_bytes(modlist_paddr, nr_modules, MODLIST_ENTRY_SIZE)?);
         mem.read(modlist_paddr, &mut buf)?;
+        boot_data.push((modlist_paddr, buf.len() as u64));
         for e in buf.chunks_exact(MODLIST_ENTRY_SIZE) {
-            modules.push(Module {
+            let module_cmdline_paddr = u64_at(e, 16);
+            let module_cmdline = read_cmdline(mem, module_cmdline_paddr)?;
+            if let Some(c) = &module_cmdline {
+                boot_data.push((module_cmdline_paddr, c.span));
+            }
+            let m = Module {
                 paddr: u64_at(e, 0),
                 size: u64_at(e, 8),
-                cmdline: read_cmdline(mem, u64_at(e, 16))?.0,
-            });
+                cmdline: module_cmdline.map(|c| c.text),
+            };
+            boot_data.push((m.paddr, m.size));
+            modules.push(m);
         }
     }
 
-    let (cmdline, cmdline_truncated) = read_cmdline(mem, cmdline_paddr)?;
+    let cmdline = read_cmdline(mem, cmdline_paddr)?;
+    if let Some(c) = &cmdline {
+        boot_data.push((cmdline_paddr, c.span));
+    }
+    let cmdline_truncated = cmdline.as_ref().is_some_and(|c| c.cut);
+    let cmdline = cmdline.map(|c| c.text);
+    boot_data.retain(|&(_, len)| len > 0);
     Ok(StartInfo {
         version,
         flags,
@@ -347,6 +382,7 @@ pub fn parse<R: PhysRead>(mem: &R, paddr: u64) -> Result<StartInfo, StartInfoErr
         memmap,
         modules,
         rsdp_paddr: nonzero(rsdp_paddr),
+        boot_data,
     })
 }
 
@@ -354,18 +390,17 @@ fn vec_zeroed(len: usize) -> Vec<u8> {
     alloc::vec![0u8; len]
 }
 
-/// Parses the packed 20-byte e820 entries XENMEM_memory_map fills in;
-/// `nr_entries` is what Xen returned (capped by the buffer and by
-/// [`MAX_MEMMAP_ENTRIES`]).
-pub fn parse_e820(buf: &[u8], nr_entries: usize) -> Vec<MemRange> {
-    buf.chunks_exact(E820_ENTRY_SIZE)
-        .take(nr_entries.min(MAX_MEMMAP_ENTRIES as usize))
-        .map(|e| MemRange {
-            addr: u64_at(e, 0),
-            size: u64_at(e, 8),
-            kind: MemKind::from_raw(u32_at(e, 16)),
-        })
-        .collect()
+impl From<crate::xen::abi::e820entry> for MemRange {
+    /// One entry of the map XENMEM_memory_map fills in.
+    fn from(e: crate::xen::abi::e820entry) -> Self {
+        // Copies out of the packed struct before use.
+        let (addr, size, kind) = (e.addr, e.size, e.type_);
+        MemRange {
+            addr,
+            size,
+            kind: MemKind::from_raw(kind),
+        }
+    }
 }
 
 /// Turns a memory map into sorted, merged RAM frame ranges: only whole
@@ -509,6 +544,12 @@ mod tests {
         assert!(!si.cmdline_truncated);
         assert_eq!(si.rsdp_paddr, Some(0xe0000));
         assert_eq!(si.memmap.len(), 4);
+        // What the kernel must keep: the structure, the map, and the
+        // command line's raw bytes with its NUL (not the junk after it).
+        assert_eq!(
+            si.boot_data,
+            vec![(BASE, 56), (BASE + 0x200, 4 * 24), (BASE + 0x100, 24)]
+        );
         assert_eq!(
             si.memmap[1],
             MemRange {
@@ -640,20 +681,14 @@ mod tests {
 
     #[test]
     fn e820_and_ram_ranges_handle_garbage() {
-        let mut buf = vec![0u8; 3 * E820_ENTRY_SIZE];
-        for (i, &(a, s, t)) in [
+        let map: Vec<MemRange> = [
             (0x1800u64, 0x3000u64, 1u32),
             (0x2000, 0x1000, 2),
             (u64::MAX - 10, 100, 1),
         ]
-        .iter()
-        .enumerate()
-        {
-            put64(&mut buf, i * 20, a);
-            put64(&mut buf, i * 20 + 8, s);
-            put32(&mut buf, i * 20 + 16, t);
-        }
-        let map = parse_e820(&buf, 99);
+        .into_iter()
+        .map(|(addr, size, type_)| crate::xen::abi::e820entry { addr, size, type_ }.into())
+        .collect();
         assert_eq!(map.len(), 3);
         assert_eq!(map[2].kind, MemKind::Ram);
         // RAM 0x1800..0x4800 → whole pages 2..4, minus reserved page 2.

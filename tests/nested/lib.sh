@@ -32,6 +32,7 @@
 #   destroy NAME                    xl destroy (no error if absent)
 #   assert_eq A B [MSG] / assert_match S RE [MSG] / assert_le A B [MSG] /
 #   assert_ge A B [MSG]             numeric compares accept decimals
+#   assert_alive NAME [WHAT]        NAME exists, not crashed or shut down
 #   csv_min/csv_max/csv_last CSV COLUMN
 #   metric NAME VALUE               a figure for the report (metrics.txt)
 #   pass [MSG] / fail MSG           the verdict
@@ -253,6 +254,17 @@ wait_shutdown() {
         [ "$(_now_ms)" -lt "$end" ] || fail "timeout (${timeout}s) waiting for $name to shut down"
         sleep 0.5
     done
+}
+
+# assert_alive NAME [WHAT]: fails unless NAME exists and has neither
+# crashed nor shut down (a preserved triple fault shows as shut down).
+assert_alive() {
+    local st
+    st=$(_state "$1")
+    case $st in
+        gone) fail "${2:-$1} did not survive: the domain is gone" ;;
+        *s* | *c*) fail "${2:-$1} did not survive: stopped ($(_why_stopped "$1"))" ;;
+    esac
 }
 
 wait_gone() {

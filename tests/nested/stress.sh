@@ -21,9 +21,7 @@ for mib in $(for _ in 1 2 3; do echo 64 250 48 200 61 256 80 129 50 256 96 255 6
         wait_mem sb le $((mib + 1)) 60 > /dev/null
     fi
     cycles=$((cycles + 1))
-    case $(_state sb) in
-        gone | *c* | *s*) fail "guest died after $cycles moves" ;;
-    esac
+    assert_alive sb "the guest (after $cycles moves)"
 done
 sleep 3
 mism=$(xs_read "$p/data/selfballoon/workload_mismatches")
