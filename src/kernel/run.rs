@@ -23,12 +23,14 @@ use crate::workload::engine::{Engine, MapError, PageSource, StepOutcome};
 use crate::workload::pattern::PAGE_BYTES;
 use crate::workload::spec::Spec;
 use crate::workload::Committed;
-use crate::xen::calls::XenMemory;
+use crate::xen::abi;
+use crate::xen::calls::{self, XenMemory};
+use crate::xen::events::{self, Port};
 use crate::xen::ops::MemoryOps;
 use crate::xen::time;
 use crate::xen::xenstore::{Store, XsError};
 
-use super::platform;
+use super::platform::{self, Wake};
 use super::store::{store_port, XenStore};
 use super::{Kernel, Role};
 
@@ -204,6 +206,11 @@ struct Runtime {
     boot_totalram_pages: u64,
     max_pfn: u64,
     timing: BalloonTiming,
+    /// VIRQ_DEBUG (`xl debug-keys q`): logs [`Runtime::dump`].
+    debug_port: Option<Port>,
+    /// Main-loop iterations and watch events handled, for the dump.
+    loops: u64,
+    target_events: u64,
 }
 
 fn parse_workload(spec: &str) -> Option<Engine> {
@@ -256,9 +263,17 @@ pub fn run(k: &mut Kernel) -> ! {
         .flatten()
         .min()
         .unwrap_or(now + 60 * NS_PER_S);
-        let ports: Vec<_> = k.store.as_mut().map(store_port).into_iter().collect();
+        let mut ports: Vec<_> = k.store.as_mut().map(store_port).into_iter().collect();
+        ports.extend(rt.debug_port);
+        rt.loops += 1;
         if deadline > time::now_ns() {
-            platform::wait(&ev, &ports, deadline);
+            if let Wake::Port(p) = platform::wait(&ev, &ports, deadline) {
+                if Some(p) == rt.debug_port {
+                    rt.dump(k, deadline);
+                }
+            }
+        } else if rt.debug_port.is_some_and(events::take) {
+            rt.dump(k, deadline);
         }
     }
 }
@@ -322,7 +337,16 @@ impl Runtime {
             boot_totalram_pages,
             max_pfn,
             timing: BalloonTiming::default(),
+            debug_port: None,
+            loops: 0,
+            target_events: 0,
         };
+        // Xen raises VIRQ_DEBUG in every domain on the 'q' debug key; the
+        // nested rig presses it when a scenario fails.
+        match calls::bind_virq(abi::VIRQ_DEBUG, 0) {
+            Ok(p) => rt.debug_port = Some(p),
+            Err(e) => log::warn!("bind VIRQ_DEBUG: {e}"),
+        }
         if rt.controller.tunables().selfballooning {
             rt.tick_next_ns = Some(time::now_ns() + rt.interval_ns());
         }
@@ -388,6 +412,7 @@ impl Runtime {
             .take_watch_events(TOKEN_TARGET)
             .is_ok_and(|v| !v.is_empty())
         {
+            self.target_events += 1;
             self.apply_target(xs);
         }
         if xs
@@ -597,6 +622,58 @@ impl Runtime {
             );
         }
         self.balloon_next_ns = r.next_call_ns;
+    }
+
+    /// Logs the loop's state: what a post-mortem of a stuck or deaf guest
+    /// needs (is the loop turning, is it waiting for the right things, what
+    /// does it believe the targets are).
+    fn dump(&mut self, k: &mut Kernel, deadline_ns: u64) {
+        let now = time::now_ns();
+        let rel = |t: Option<u64>| match t {
+            Some(t) => format!("{}ms", (t.saturating_sub(now) / 1_000_000)),
+            None => "-".to_string(),
+        };
+        let st = self.balloon.status(k.frames.counts());
+        log::info!(
+            "debug: uptime {} ms, {} loops, {} upcalls, {} target events; \
+             next: wait {} tick {} balloon {} engine {} status {}",
+            now / 1_000_000,
+            self.loops,
+            events::UPCALLS.load(core::sync::atomic::Ordering::Relaxed),
+            self.target_events,
+            rel(Some(deadline_ns)),
+            rel(self.tick_next_ns),
+            rel(self.balloon_next_ns),
+            rel(self.engine_next_ns),
+            rel(Some(self.status_next_ns)),
+        );
+        log::info!(
+            "debug: balloon current {} KiB target {} KiB toolstack {} KiB requested {:?} \
+             floor {} KiB free {} KiB limit {:?} error {:?} backoff {} s",
+            st.current_kib,
+            st.target_kib,
+            st.toolstack_target_kib,
+            st.requested_target_kib,
+            st.floor_kib,
+            st.free_kib,
+            st.limit,
+            st.last_error,
+            st.backoff_s
+        );
+        if let Some(xs) = k.store.as_mut() {
+            let port = store_port(xs);
+            let queued = xs.queued_watch_events();
+            let target = xs.read("memory/target");
+            log::info!(
+                "debug: xenstore port {port} fired {} queued events {queued} broken {} \
+                 memory/target {target:?}",
+                events::peek(port),
+                xs.is_broken(),
+            );
+        }
+        if let Some(e) = self.engine.as_ref() {
+            log::info!("debug: workload {:?}", e.status());
+        }
     }
 
     fn publish(&mut self, k: &mut Kernel) {

@@ -416,8 +416,7 @@ fn timer(k: &Kernel) -> Outcome {
 }
 
 fn evtchn() -> Outcome {
-    const VIRQ_DEBUG: u32 = 1;
-    let port = match calls::bind_virq(VIRQ_DEBUG, 0) {
+    let port = match calls::bind_virq(abi::VIRQ_DEBUG, 0) {
         Ok(p) => p,
         Err(e) => return Outcome::Fail(format!("bind_virq(DEBUG): {e}")),
     };

@@ -43,7 +43,7 @@ pub use xen_sys::{domid_t, evtchn_port_t, xen_pfn_t, xen_ulong_t};
 /// Event channels (public/event_channel.h).
 pub use xen_sys::{
     evtchn_bind_virq, evtchn_close, evtchn_send, evtchn_unmask, EVTCHNOP_bind_virq, EVTCHNOP_close,
-    EVTCHNOP_send, EVTCHNOP_unmask, VIRQ_TIMER,
+    EVTCHNOP_send, EVTCHNOP_unmask, VIRQ_DEBUG, VIRQ_TIMER,
 };
 /// Scheduler operations (public/sched.h). `SCHEDOP_shutdown` takes a
 /// pointer to a [`sched_shutdown`], not the reason by value.
@@ -910,6 +910,7 @@ mod tests {
         assert_eq!(__HYPERVISOR_hvm_op, 34);
         assert_eq!(CONSOLEIO_write, 0);
         assert_eq!(VIRQ_TIMER, 0);
+        assert_eq!(VIRQ_DEBUG, 1);
 
         // public/event_channel.h
         assert_eq!(
