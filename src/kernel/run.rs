@@ -40,6 +40,11 @@ const TOKEN_TUNABLES: &str = "tunables";
 const TOKEN_WORKLOAD: &str = "workload";
 /// Status is republished at least this often even when nothing ticks.
 const STATUS_PERIOD_NS: u64 = 2 * NS_PER_S;
+/// `memory/target` is read this often even without a watch event:
+/// xenstored may drop events (an unread event times out after 20 s in
+/// Xen >= 4.17; a live-updated or restarted xenstored loses them), and a
+/// guest that missed one would hold the wrong size for good.
+const TARGET_RECHECK_NS: u64 = 10 * NS_PER_S;
 
 /// Zeroes frames through the identity map before they leave the domain.
 struct IdentityScrubber;
@@ -211,6 +216,11 @@ struct Runtime {
     /// Main-loop iterations and watch events handled, for the dump.
     loops: u64,
     target_events: u64,
+    /// The `memory/target` value last applied, and when to re-read it.
+    target_seen: Option<String>,
+    target_check_next_ns: u64,
+    /// Changes found by the re-read rather than by a watch event.
+    target_missed_events: u64,
 }
 
 fn parse_workload(spec: &str) -> Option<Engine> {
@@ -246,6 +256,7 @@ pub fn run(k: &mut Kernel) -> ! {
     loop {
         let now = time::now_ns();
         rt.poll_store(k, now);
+        rt.recheck_target(k, now);
         rt.run_engine(k, now);
         rt.run_tick(k, now);
         rt.run_balloon(k, now);
@@ -261,6 +272,7 @@ pub fn run(k: &mut Kernel) -> ! {
         ]
         .into_iter()
         .flatten()
+        .chain(rt.glue.is_some().then_some(rt.target_check_next_ns))
         .min()
         .unwrap_or(now + 60 * NS_PER_S);
         let mut ports: Vec<_> = k.store.as_mut().map(store_port).into_iter().collect();
@@ -340,6 +352,9 @@ impl Runtime {
             debug_port: None,
             loops: 0,
             target_events: 0,
+            target_seen: None,
+            target_check_next_ns: 0,
+            target_missed_events: 0,
         };
         // Xen raises VIRQ_DEBUG in every domain on the 'q' debug key; the
         // nested rig presses it when a scenario fails.
@@ -392,14 +407,43 @@ impl Runtime {
 
     fn apply_target(&mut self, xs: &mut XenStore) {
         match xs.read("memory/target") {
-            Ok(v) => match self.balloon.apply_toolstack_target(&v) {
-                Ok(kib) => {
-                    log::info!("toolstack target {kib} KiB");
-                    self.balloon_next_ns = Some(0);
-                }
-                Err(e) => log::warn!("memory/target '{v}' rejected: {e}"),
-            },
+            Ok(v) => self.apply_target_value(v),
             Err(e) => log::warn!("memory/target: {e}"),
+        }
+    }
+
+    fn apply_target_value(&mut self, v: String) {
+        match self.balloon.apply_toolstack_target(&v) {
+            Ok(kib) => {
+                log::info!("toolstack target {kib} KiB");
+                self.balloon_next_ns = Some(0);
+            }
+            Err(e) => log::warn!("memory/target '{v}' rejected: {e}"),
+        }
+        // A rejected value is remembered too: it is re-applied (and
+        // re-reported) only when it changes.
+        self.target_seen = Some(v);
+    }
+
+    /// Reads `memory/target` without a watch event (see
+    /// [`TARGET_RECHECK_NS`]) and applies it if it changed.
+    fn recheck_target(&mut self, k: &mut Kernel, now: u64) {
+        if now < self.target_check_next_ns || self.glue.is_none() {
+            return;
+        }
+        self.target_check_next_ns = now.saturating_add(TARGET_RECHECK_NS);
+        let Some(xs) = k.store.as_mut() else { return };
+        match xs.read("memory/target") {
+            Ok(v) if self.target_seen.as_deref() != Some(v.as_str()) => {
+                self.target_missed_events += 1;
+                log::warn!(
+                    "memory/target is '{v}' but no watch event said so ({} times); applying it",
+                    self.target_missed_events
+                );
+                self.apply_target_value(v);
+            }
+            Ok(_) => {}
+            Err(e) => log::debug!("memory/target re-read: {e}"),
         }
     }
 
@@ -635,12 +679,13 @@ impl Runtime {
         };
         let st = self.balloon.status(k.frames.counts());
         log::info!(
-            "debug: uptime {} ms, {} loops, {} upcalls, {} target events; \
+            "debug: uptime {} ms, {} loops, {} upcalls, {} target events ({} missed); \
              next: wait {} tick {} balloon {} engine {} status {}",
             now / 1_000_000,
             self.loops,
             events::UPCALLS.load(core::sync::atomic::Ordering::Relaxed),
             self.target_events,
+            self.target_missed_events,
             rel(Some(deadline_ns)),
             rel(self.tick_next_ns),
             rel(self.balloon_next_ns),
@@ -740,6 +785,10 @@ impl Runtime {
             (
                 "data/selfballoon/quarantined_extents",
                 c.quarantined_extents,
+            ),
+            (
+                "data/selfballoon/target_missed_events",
+                self.target_missed_events,
             ),
         ] {
             extra.push((key, value.to_string()));
