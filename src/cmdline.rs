@@ -13,7 +13,7 @@
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
 //! | `balloon_floor_mb=<n>` | balloon safety floor in MiB |
-//! | `crash=<pf\|ud\|panic\|hang\|stack>` | fail on purpose at boot (tests of the fault reporting and the rig) |
+//! | `crash=<pf\|ud\|panic\|hang\|stack\|fail>` | fail on purpose at boot (tests of the fault reporting and the rig); `fail` makes one selftest check fail |
 //!
 //! Unknown words become warnings; a malformed word becomes an error for
 //! that word only, the others still apply. When a key repeats, the last
@@ -48,6 +48,9 @@ pub enum CrashKind {
     Hang,
     /// Recurse until the boot stack overflows into its guard page (#PF).
     StackOverflow,
+    /// Run normally, but with one selftest check that fails, so the
+    /// result line is `FAILURE` (a wrong result rather than a fault).
+    FailCheck,
 }
 
 /// The settings the command line asked for; `None` means "not given".
@@ -210,6 +213,7 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
                 "panic" => CrashKind::Panic,
                 "hang" => CrashKind::Hang,
                 "stack" => CrashKind::StackOverflow,
+                "fail" => CrashKind::FailCheck,
                 _ => return Err(CmdlineErrorKind::BadValue),
             })
         }
@@ -337,6 +341,7 @@ mod tests {
         assert!(p.dropped_reports > 900);
         let p = parse("crash=pf crash=bogus");
         assert_eq!(p.args.crash, Some(CrashKind::PageFault));
+        assert_eq!(parse("crash=fail").args.crash, Some(CrashKind::FailCheck));
         assert_eq!(p.errors.len(), 1);
         let p = parse("workload=a\0b loglevel=info\0");
         assert_eq!(p.args.workload.as_deref(), Some("a\0b"));

@@ -74,6 +74,12 @@ pub fn run(k: &mut Kernel) -> TestResult {
     crate::println!("selftest: starting as {:?}", k.role);
     r.record("start-info", start_info(k));
     r.record("cmdline", Outcome::Pass(String::from("selftest word seen")));
+    if k.args.crash == Some(crate::cmdline::CrashKind::FailCheck) {
+        r.record(
+            "injected",
+            Outcome::Fail(String::from("crash=fail asked for a failing check")),
+        );
+    }
     r.record("traps", traps());
     r.record("sse", sse());
     r.record("heap", heap(k));

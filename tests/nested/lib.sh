@@ -212,6 +212,18 @@ wait_console() {
     done
 }
 
+# expect_selftest_success NAME [TIMEOUT=90]: waits for NAME's selftest
+# result line; anything but SUCCESS fails the scenario, quoting the line.
+expect_selftest_success() {
+    local name=$1 timeout=${2:-90} line
+    line=$(wait_console "$name" 'Test result: ' "$timeout")
+    log "$name says: $line"
+    case $line in
+        *"Test result: SUCCESS"*) ;;
+        *) fail "$name's selftest: ${line#*] }" ;;
+    esac
+}
+
 # wait_dmesg REGEX [TIMEOUT=60]: a line in Xen's log (guests' port 0xe9).
 wait_dmesg() {
     local re=$1 timeout=${2:-60} end line

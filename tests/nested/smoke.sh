@@ -14,9 +14,7 @@ if [[ $line == *"waiting for watch"* ]]; then
     xs_write "/local/domain/$d/memory/selfballoon/selftest-ping" 1
 fi
 
-line=$(wait_console smoke 'Test result: ' 90)
-log "guest says: $line"
-assert_match "$line" 'Test result: SUCCESS' "selftest result"
+expect_selftest_success smoke 90
 
 reason=$(wait_shutdown smoke 60)
 log "shutdown reason: $reason"

@@ -225,13 +225,14 @@ fn test_all(a: &Args) -> Result<()> {
             qemu::tier1(&kopts(60)).map(|_| String::new())
         });
         // A kernel that faults must say so (vector, error code, RIP) and
-        // end with ERROR, not hang or reset.
-        for (word, shows) in [
-            ("pf", "FATAL #PF"),
-            ("ud", "FATAL #UD"),
-            ("panic", "PANIC"),
+        // end with ERROR, not hang or reset; a failed check ends in FAILURE.
+        for (word, result, shows) in [
+            ("pf", "ERROR", "FATAL #PF"),
+            ("ud", "ERROR", "FATAL #UD"),
+            ("panic", "ERROR", "PANIC"),
             // Overflowing the boot stack hits its unmapped guard page.
-            ("stack", "FATAL #PF"),
+            ("stack", "ERROR", "FATAL #PF"),
+            ("fail", "FAILURE", "selftest: FAIL injected"),
         ] {
             step(
                 &mut res,
@@ -245,8 +246,10 @@ fn test_all(a: &Args) -> Result<()> {
                         Ok(()) => bail!("crash={word} ended in SUCCESS"),
                         Err(e) => {
                             let text = format!("{e:#}");
-                            if text.contains("Test result: ERROR") && text.contains(shows) {
-                                Ok(format!("ERROR with '{shows}'"))
+                            if text.contains(&format!("Test result: {result}"))
+                                && text.contains(shows)
+                            {
+                                Ok(format!("{result} with '{shows}'"))
                             } else {
                                 bail!("crash={word} not reported as expected: {text}")
                             }
@@ -264,28 +267,54 @@ fn test_all(a: &Args) -> Result<()> {
             image::ensure(false).map(|d| d.display().to_string())
         });
         if have_image {
-            step(&mut res, "tier 3: a crashing guest fails the run", || {
-                let o = nested::Opts {
-                    build: false,
-                    ..nested_opts(a, "tests/nested/expect-fail/guest-crash.sh")
-                };
-                let out = nested::run(&o)?;
-                let console = common::root()
-                    .join(&out.dir)
-                    .join("console/guest-crash.log");
-                let text = std::fs::read_to_string(&console).unwrap_or_default();
-                if out.passed {
-                    bail!("the crashing guest passed: {}", out.summary)
-                } else if !out.summary.contains("crash") || !text.contains("FATAL #PF") {
-                    bail!(
-                        "failure not reported as a crash with the fault: {} ({})",
-                        out.summary,
-                        nested::rel(&out.dir)
-                    )
-                } else {
-                    Ok(out.summary)
-                }
-            });
+            // The rig must turn a guest that crashes, hangs or reports a
+            // wrong result into a failed run, within the scenario's
+            // timeout, naming the cause; the guest's console (which the
+            // runner prints on failure) must hold the guest's last words.
+            for (what, file, guest, says, console_shows) in [
+                ("crashing", "guest-crash", "crash", "crash", "FATAL #PF"),
+                (
+                    "hanging",
+                    "guest-hang",
+                    "hang",
+                    "timeout",
+                    "crash=Hang requested",
+                ),
+                (
+                    "failing",
+                    "guest-failure",
+                    "failure",
+                    "Test result: FAILURE",
+                    "selftest: FAIL injected",
+                ),
+            ] {
+                step(
+                    &mut res,
+                    &format!("tier 3: a {what} guest fails the run"),
+                    || {
+                        let o = nested::Opts {
+                            build: false,
+                            ..nested_opts(a, &format!("tests/nested/expect-fail/{file}.sh"))
+                        };
+                        let out = nested::run(&o)?;
+                        let console = common::root()
+                            .join(&out.dir)
+                            .join(format!("console/guest-{guest}.log"));
+                        let text = std::fs::read_to_string(&console).unwrap_or_default();
+                        if out.passed {
+                            bail!("the {what} guest passed: {}", out.summary)
+                        } else if !out.summary.contains(says) || !text.contains(console_shows) {
+                            bail!(
+                                "failure not reported with '{says}' and '{console_shows}': {} ({})",
+                                out.summary,
+                                nested::rel(&out.dir)
+                            )
+                        } else {
+                            Ok(out.summary)
+                        }
+                    },
+                );
+            }
             for s in nested::scenarios()? {
                 step(&mut res, &format!("tier 3: nested {s}"), || {
                     let o = nested::Opts {
