@@ -8,6 +8,7 @@
 //! |---|---|
 //! | `selftest` | run the in-guest self-test |
 //! | `loglevel=<error\|warn\|info\|debug\|trace>` | log level |
+//! | `e9log=<off\|error\|warn\|info\|debug\|trace>` | what a domU still sends to port 0xe9 (`xl dmesg`) once its PV console carries the log (default `warn`) |
 //! | `selfballooning` / `noselfballooning` | enable / disable self-ballooning |
 //! | `selfballoon_mode=<2011\|linux>` | controller variant |
 //! | `workload=<spec>` | workload spec, passed on as is |
@@ -60,6 +61,8 @@ pub struct KernelArgs {
     pub selftest: bool,
     /// `loglevel=`.
     pub loglevel: Option<LevelFilter>,
+    /// `e9log=`.
+    pub e9log: Option<LevelFilter>,
     /// `selfballooning` (true) / `noselfballooning` (false).
     pub selfballooning: Option<bool>,
     /// `selfballoon_mode=`.
@@ -187,6 +190,12 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
             args.selfballooning = Some(false);
         }
         "loglevel" => args.loglevel = Some(parse_level(required(value)?)?),
+        "e9log" => {
+            args.e9log = Some(match required(value)? {
+                "off" => LevelFilter::Off,
+                v => parse_level(v)?,
+            })
+        }
         "selfballoon_mode" => {
             args.selfballoon_mode =
                 Some(Mode::from_name(required(value)?).ok_or(CmdlineErrorKind::BadValue)?)
@@ -317,6 +326,9 @@ mod tests {
         assert!(!p.args.selftest);
         assert_eq!(p.args.selfballooning, Some(false));
         assert_eq!(p.args.loglevel, Some(LevelFilter::Warn));
+        assert_eq!(parse("e9log=off").args.e9log, Some(LevelFilter::Off));
+        assert_eq!(parse("e9log=info").args.e9log, Some(LevelFilter::Info));
+        assert_eq!(parse("e9log=loud e9log").args.e9log, None);
         assert_eq!(p.args.scrub, None);
     }
 

@@ -18,15 +18,28 @@ pub trait ConsoleSink: Send {
     fn write_bytes(&mut self, bytes: &[u8]);
 }
 
+/// Bytes for port 0xe9 are collected up to a line (or this many) and
+/// written with one `rep outsb`: one hypervisor exit per line, not per
+/// byte.
+const E9_LINE: usize = 256;
+
 struct Sinks {
     serial: Option<Serial>,
-    e9: bool,
+    /// Records up to this level go to port 0xe9 (`Off`: none).
+    e9_level: LevelFilter,
+    /// Whether the record being written goes to 0xe9.
+    e9_now: bool,
+    e9_buf: [u8; E9_LINE],
+    e9_len: usize,
     extra: [Option<&'static mut dyn ConsoleSink>; 2],
 }
 
 static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
     serial: None,
-    e9: false,
+    e9_level: LevelFilter::Off,
+    e9_now: false,
+    e9_buf: [0; E9_LINE],
+    e9_len: 0,
     extra: [None, None],
 });
 
@@ -38,16 +51,39 @@ impl Sinks {
         if let Some(s) = self.serial.as_mut() {
             s.write_bytes(bytes);
         }
-        if self.e9 {
+        if self.e9_now {
             for &b in bytes {
-                // SAFETY: port 0xe9 is Xen's/QEMU's debug console port;
-                // writing it only emits a character.
-                unsafe { cpu::outb(0xe9, b) };
+                self.e9_buf[self.e9_len] = b;
+                self.e9_len += 1;
+                if b == b'\n' || self.e9_len == E9_LINE {
+                    self.flush_e9();
+                }
             }
         }
         for s in self.extra.iter_mut().flatten() {
             s.write_bytes(bytes);
         }
+    }
+
+    fn flush_e9(&mut self) {
+        if self.e9_len > 0 {
+            // SAFETY: port 0xe9 is Xen's/QEMU's debug console port;
+            // writing it only emits characters.
+            unsafe { cpu::outsb(0xe9, &self.e9_buf[..self.e9_len]) };
+            self.e9_len = 0;
+        }
+    }
+
+    /// Writes one record or line: `level` decides whether 0xe9 gets it
+    /// (`None`: raw lines, which go wherever 0xe9 is on at all).
+    fn record(&mut self, level: Option<log::Level>, f: impl FnOnce(&mut Self)) {
+        self.e9_now = match level {
+            Some(l) => l <= self.e9_level,
+            None => self.e9_level != LevelFilter::Off,
+        };
+        f(self);
+        self.flush_e9();
+        self.e9_now = false;
     }
 }
 
@@ -63,9 +99,16 @@ pub fn enable_serial() {
     cpu::without_interrupts(|| SINKS.lock().serial = Some(Serial::init()));
 }
 
-/// Uses port 0xe9.
+/// Uses port 0xe9 for every record.
 pub fn enable_e9() {
-    cpu::without_interrupts(|| SINKS.lock().e9 = true);
+    set_e9_level(LevelFilter::Trace);
+}
+
+/// Sends records up to `level` to port 0xe9 (`Off` stops it). Once a
+/// domU's PV console ring carries the full log, 0xe9 (Xen's own console,
+/// shared by every domain) only needs what an administrator must see.
+pub fn set_e9_level(level: LevelFilter) {
+    cpu::without_interrupts(|| SINKS.lock().e9_level = level);
 }
 
 /// Adds a sink (PV console ring, console_io). At most two.
@@ -90,9 +133,10 @@ fn now_ns() -> Option<u64> {
 /// Writes a raw line (no level prefix), e.g. the selftest result line.
 pub fn write_line(args: fmt::Arguments<'_>) {
     cpu::without_interrupts(|| {
-        let mut s = SINKS.lock();
-        let _ = s.write_fmt(args);
-        s.write(b"\n");
+        SINKS.lock().record(None, |s| {
+            let _ = s.write_fmt(args);
+            s.write(b"\n");
+        });
     });
 }
 
@@ -115,16 +159,17 @@ impl Log for Logger {
         }
         let t = now_ns();
         cpu::without_interrupts(|| {
-            let mut s = SINKS.lock();
-            if let Some(t) = t {
-                let _ = write!(
-                    s,
-                    "[{:5}.{:06}] ",
-                    t / 1_000_000_000,
-                    (t / 1000) % 1_000_000
-                );
-            }
-            let _ = writeln!(s, "{:5} {}", record.level(), record.args());
+            SINKS.lock().record(Some(record.level()), |s| {
+                if let Some(t) = t {
+                    let _ = write!(
+                        s,
+                        "[{:5}.{:06}] ",
+                        t / 1_000_000_000,
+                        (t / 1000) % 1_000_000
+                    );
+                }
+                let _ = writeln!(s, "{:5} {}", record.level(), record.args());
+            });
         });
     }
 

@@ -245,7 +245,14 @@ impl Kernel {
         }
         if self.role == Role::DomU {
             match store::init_console(&mut self.frames) {
-                Ok(()) => log::info!("console: PV ring attached"),
+                Ok(()) => {
+                    // Xen's console (0xe9, `xl dmesg`) is shared by every
+                    // domain and each byte costs an exit: keep it for what
+                    // an administrator must see.
+                    let e9 = self.args.e9log.unwrap_or(log::LevelFilter::Warn);
+                    log::info!("console: PV ring attached; port 0xe9 now gets {e9} and above");
+                    console::set_e9_level(e9);
+                }
                 Err(e) => log::warn!("console: no PV ring: {e}"),
             }
             match store::connect(ev, &mut self.frames) {

@@ -14,6 +14,27 @@ pub unsafe fn outb(port: u16, value: u8) {
     unsafe { Port::<u8>::new(port).write(value) }
 }
 
+/// Writes `bytes` to an I/O port with one `rep outsb`. Under a hypervisor
+/// that is one exit for the whole buffer (per page it spans) instead of
+/// one per byte. The `x86_64` crate has no string port I/O, hence the asm.
+///
+/// # Safety
+/// As [`outb`]: the port's writes must have no memory-safety effects.
+pub unsafe fn outsb(port: u16, bytes: &[u8]) {
+    // SAFETY: the caller guarantees the port writes are harmless; `rep
+    // outsb` only reads `bytes.len()` bytes from `bytes` (DF is clear, as
+    // the ABI guarantees) and clobbers rsi and rcx, declared here.
+    unsafe {
+        core::arch::asm!(
+            "rep outsb",
+            in("dx") port,
+            inout("rsi") bytes.as_ptr() => _,
+            inout("rcx") bytes.len() => _,
+            options(nostack, preserves_flags, readonly)
+        )
+    };
+}
+
 /// Reads a byte from an I/O port.
 ///
 /// # Safety
