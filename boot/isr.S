@@ -8,6 +8,14 @@
  * (handlers are Rust and may use SSE) and calls trap_dispatch(&mut
  * TrapFrame). Every IDT gate runs on an IST stack, because precompiled core
  * keeps data in the red zone below %rsp.
+ *
+ * idle_halt is the one place where the kernel enables interrupts: it
+ * saves the callee-saved registers and %rsp (IDLE_RSP), marks the CPU
+ * idle (IN_IDLE), and does sti; hlt. An interrupt taken there returns to
+ * idle_resume, which disables interrupts again. Because no other code runs
+ * with IF set, trap_dispatch can rebuild the return to idle_resume when
+ * an injected duplicate interrupt (seen with QEMU's emulated SVM) lands on
+ * the IRQ stack while it is in use and overwrites the first frame.
  */
         .pushsection .text.isr, "ax"
         .code64
@@ -73,4 +81,48 @@ isr_common:
         popq    %rax
         addq    $16, %rsp               /* vector, error code */
         iretq
+
+        .globl idle_halt
+        .globl idle_resume
+idle_halt:
+        pushq   %rbx
+        pushq   %rbp
+        pushq   %r12
+        pushq   %r13
+        pushq   %r14
+        pushq   %r15
+        movq    %rsp, IDLE_RSP(%rip)
+        movb    $1, IN_IDLE(%rip)
+        sti
+        hlt
+idle_resume:
+        cli
+        jmp     idle_epilogue
+
+/*
+ * idle_selftest: idle_halt with `int $0xf0` in place of sti; hlt, so that
+ * the selftest can deliver an interrupt "at idle" and nest a second one
+ * on the IRQ stack from its handler, as an injecting hypervisor would.
+ * Both ways back (through the frame, or rebuilt to idle_resume) end here.
+ */
+        .globl idle_selftest
+idle_selftest:
+        pushq   %rbx
+        pushq   %rbp
+        pushq   %r12
+        pushq   %r13
+        pushq   %r14
+        pushq   %r15
+        movq    %rsp, IDLE_RSP(%rip)
+        movb    $1, IN_IDLE(%rip)
+        int     $0xf0
+idle_epilogue:
+        movb    $0, IN_IDLE(%rip)
+        popq    %r15
+        popq    %r14
+        popq    %r13
+        popq    %r12
+        popq    %rbp
+        popq    %rbx
+        ret
         .popsection

@@ -284,7 +284,7 @@ fn crash(kind: cmdline::CrashKind) {
             log::error!("recursed {depth} times without overflowing the stack?");
         }
         cmdline::CrashKind::Hang => loop {
-            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+            crate::arch::x86_64::trap::halt_until_interrupt();
         },
         cmdline::CrashKind::FailCheck => {}
     }

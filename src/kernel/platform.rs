@@ -2,7 +2,7 @@
 //! shared info, the event-channel callback vector, the timer VIRQ, and a
 //! blocking wait on events with a deadline.
 
-use crate::arch::x86_64::{cpu, trap};
+use crate::arch::x86_64::trap;
 use crate::mm::Pfn;
 use crate::xen::abi::{self, shared_info};
 use crate::xen::errno::Errno;
@@ -36,7 +36,8 @@ pub unsafe fn init_events(pfn: Pfn) -> Result<Events, Errno> {
     trap::set_irq_handler(CALLBACK_VECTOR, events::upcall);
     calls::set_callback_vector(CALLBACK_VECTOR)?;
     let timer_port = calls::bind_virq(abi::VIRQ_TIMER, 0)?;
-    cpu::enable_interrupts();
+    // Interrupts stay disabled: upcalls are taken only while the kernel
+    // waits in `wait` (trap::halt_until_interrupt).
     Ok(Events { timer_port })
 }
 
@@ -50,8 +51,10 @@ pub enum Wake {
 }
 
 /// Blocks until one of `ports` fires or Xen system time reaches
-/// `deadline_ns`. Interrupts are enabled while blocked (a `hlt` with them
-/// disabled would power the domain off).
+/// `deadline_ns`. Interrupts are enabled only while blocked, in
+/// [`trap::halt_until_interrupt`]; the kernel otherwise runs with them
+/// disabled, and events wait in Xen's pending bits (`evtchn_upcall_pending`
+/// makes Xen deliver the upcall as soon as they are enabled).
 pub fn wait(ev: &Events, ports: &[Port], deadline_ns: u64) -> Wake {
     loop {
         for &p in ports {
@@ -69,12 +72,9 @@ pub fn wait(ev: &Events, ports: &[Port], deadline_ns: u64) -> Wake {
             let _ = calls::sched_yield();
             continue;
         }
-        cpu::disable_interrupts();
         let ready = ports.iter().any(|&p| events::peek(p)) || events::peek(ev.timer_port);
-        if ready {
-            cpu::enable_interrupts();
-        } else {
-            cpu::enable_interrupts_and_halt();
+        if !ready {
+            trap::halt_until_interrupt();
         }
         events::take(ev.timer_port);
     }

@@ -11,6 +11,9 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
+use core::sync::atomic::Ordering;
+
+use crate::arch::x86_64::trap;
 
 use crate::balloon::{self, Balloon, BalloonConfig, Progress, Scrubber};
 use crate::mm::frame::{FrameAllocator, FrameState};
@@ -242,7 +245,7 @@ pub fn run(k: &mut Kernel) -> ! {
     let Some(ev) = k.events else {
         log::info!("no hypervisor: nothing to balloon; idling");
         loop {
-            crate::arch::x86_64::cpu::enable_interrupts_and_halt();
+            crate::arch::x86_64::trap::halt_until_interrupt();
         }
     };
     let mut rt = Runtime::new(k);
@@ -679,11 +682,14 @@ impl Runtime {
         };
         let st = self.balloon.status(k.frames.counts());
         log::info!(
-            "debug: uptime {} ms, {} loops, {} upcalls, {} target events ({} missed); \
-             next: wait {} tick {} balloon {} engine {} status {}",
+            "debug: uptime {} ms, {} loops, {} upcalls ({} nested, {} with IF clear, {} spurious), \
+             {} target events ({} missed); next: wait {} tick {} balloon {} engine {} status {}",
             now / 1_000_000,
             self.loops,
-            events::UPCALLS.load(core::sync::atomic::Ordering::Relaxed),
+            events::UPCALLS.load(Ordering::Relaxed),
+            trap::NESTED_IRQS.load(Ordering::Relaxed),
+            trap::MASKED_IRQS.load(Ordering::Relaxed),
+            trap::SPURIOUS_IRQS.load(Ordering::Relaxed),
             self.target_events,
             self.target_missed_events,
             rel(Some(deadline_ns)),
@@ -789,6 +795,14 @@ impl Runtime {
             (
                 "data/selfballoon/target_missed_events",
                 self.target_missed_events,
+            ),
+            (
+                "data/selfballoon/nested_irqs",
+                trap::NESTED_IRQS.load(Ordering::Relaxed),
+            ),
+            (
+                "data/selfballoon/masked_irqs",
+                trap::MASKED_IRQS.load(Ordering::Relaxed),
             ),
         ] {
             extra.push((key, value.to_string()));

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::cpu;
-use crate::arch::x86_64::trap::TrapFrame;
+use crate::arch::x86_64::trap::{self, TrapFrame};
 use crate::mm::PAGE_SIZE;
 use crate::xen::ops::MemoryOps;
 use crate::xen::xenstore::Store;
@@ -81,6 +81,7 @@ pub fn run(k: &mut Kernel) -> TestResult {
         );
     }
     r.record("traps", traps());
+    r.record("irq-nesting", irq_nesting());
     r.record("sse", sse());
     r.record("heap", heap(k));
     r.record("frames", frames(k));
@@ -189,6 +190,38 @@ fn traps() -> Outcome {
         after == before + 1,
         String::from("int3 handled on its IST stack and returned"),
         format!("breakpoint count {before} -> {after}"),
+    )
+}
+
+static NEST_DEPTH: AtomicU64 = AtomicU64::new(0);
+static NEST_RUNS: AtomicU64 = AtomicU64::new(0);
+
+/// Handler of [`trap::SELFTEST_VECTOR`]: the first call raises the vector
+/// again from inside itself, so the second delivery lands on the IRQ stack
+/// while it is in use and overwrites the first frame.
+fn nest_once(_vector: u8) {
+    NEST_RUNS.fetch_add(1, Ordering::Relaxed);
+    if NEST_DEPTH.fetch_add(1, Ordering::Relaxed) == 0 {
+        // SAFETY: `int` into our own IDT gate; the handler returns (to
+        // idle_resume, rebuilt by trap_dispatch).
+        unsafe { core::arch::asm!("int 0xf0") };
+        // Not reached: the nested delivery resumes the idle context.
+        NEST_RUNS.fetch_add(100, Ordering::Relaxed);
+    }
+}
+
+fn irq_nesting() -> Outcome {
+    let nested_before = trap::NESTED_IRQS.load(Ordering::Relaxed);
+    NEST_DEPTH.store(0, Ordering::Relaxed);
+    NEST_RUNS.store(0, Ordering::Relaxed);
+    trap::set_irq_handler(trap::SELFTEST_VECTOR, nest_once);
+    trap::simulate_idle_interrupt();
+    let runs = NEST_RUNS.load(Ordering::Relaxed);
+    let nested = trap::NESTED_IRQS.load(Ordering::Relaxed) - nested_before;
+    check(
+        runs == 2 && nested == 1,
+        String::from("an interrupt nested on the IRQ stack resumed the idle context"),
+        format!("handler runs {runs} (want 2), nested deliveries {nested} (want 1)"),
     )
 }
 

@@ -39,6 +39,19 @@ fn stack_top(index: usize) -> VirtAddr {
     VirtAddr::new(base + IST_STACK_BYTES as u64)
 }
 
+/// The bounds `[bottom, top]` of IST stack `slot` (1-based, as the IDT
+/// names it).
+pub fn ist_range(slot: u16) -> (u64, u64) {
+    let top = stack_top(usize::from(slot.saturating_sub(1)).min(3)).as_u64();
+    (top - IST_STACK_BYTES as u64, top)
+}
+
+/// The kernel's code and data selectors (after [`init`]; the boot
+/// selectors before).
+pub fn selectors() -> (u16, u16) {
+    TABLES.get().map_or((0x08, 0x10), |t| (t.code.0, t.data.0))
+}
+
 /// Builds and loads the GDT and TSS and reloads the segment registers.
 /// Call once, early, on the boot CPU.
 pub fn init() {

@@ -5,7 +5,63 @@
 //! result and shut down). External interrupts go to the handler registered
 //! for their vector. A page-fault hook slot is reserved for demand paging.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use super::gdt;
+
+extern "C" {
+    /// `boot/isr.S`: saves the callee-saved registers and `%rsp`, sets
+    /// `IN_IDLE`, `sti; hlt`; returns after an interrupt with interrupts
+    /// disabled again.
+    fn idle_halt();
+    /// The instruction after the `hlt` in `idle_halt`.
+    static idle_resume: u8;
+    /// `idle_halt` with `int $SELFTEST_VECTOR` instead of `sti; hlt`.
+    fn idle_selftest();
+}
+
+/// The vector `idle_selftest` raises (`boot/isr.S`).
+pub const SELFTEST_VECTOR: u8 = 0xf0;
+
+/// Raises [`SELFTEST_VECTOR`] as if an interrupt arrived in
+/// `idle_halt`, for the selftest of nested deliveries. Interrupts stay
+/// disabled (`int n` ignores IF).
+pub fn simulate_idle_interrupt() {
+    // SAFETY: as halt_until_interrupt: idle_selftest saves and restores
+    // the callee-saved registers and returns on our stack; the vector's
+    // handler runs on the IRQ IST stack.
+    unsafe { idle_selftest() }
+}
+
+/// `%rsp` inside `idle_halt` while it waits (written by the asm).
+#[no_mangle]
+static IDLE_RSP: AtomicU64 = AtomicU64::new(0);
+/// 1 while `idle_halt` has interrupts enabled or is being interrupted.
+#[no_mangle]
+static IN_IDLE: AtomicU8 = AtomicU8::new(0);
+
+/// Interrupts delivered while the IRQ stack was in use (a duplicate
+/// injection by the hypervisor or emulator; see [`trap_dispatch`]).
+pub static NESTED_IRQS: AtomicU64 = AtomicU64::new(0);
+/// Interrupts delivered although the interrupted code had interrupts
+/// disabled (only an injecting hypervisor does that).
+pub static MASKED_IRQS: AtomicU64 = AtomicU64::new(0);
+/// Interrupts on vectors without a handler.
+pub static SPURIOUS_IRQS: AtomicU64 = AtomicU64::new(0);
+
+const RFLAGS_IF: u64 = 1 << 9;
+/// Bit 1 of RFLAGS is always set.
+const RFLAGS_FIXED: u64 = 1 << 1;
+
+/// Waits for the next interrupt: the only place where the kernel runs
+/// with interrupts enabled. Returns with them disabled. (A `hlt` with
+/// interrupts off would power a PVH domain off; this `hlt` has them on.)
+pub fn halt_until_interrupt() {
+    // SAFETY: idle_halt preserves every callee-saved register and the
+    // stack (the C ABI of its declaration); interrupt handlers run on the
+    // IRQ IST stack, never on ours, and return to idle_resume.
+    unsafe { idle_halt() }
+}
 
 /// Register state saved by `isr_common`, lowest address first.
 #[repr(C)]
@@ -105,6 +161,69 @@ fn read_cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
 }
 
+/// An external interrupt. Nothing here logs: the interrupted code may hold
+/// the console lock (an injected interrupt can arrive with IF clear).
+///
+/// Interrupts are only enabled in `idle_halt`, and handlers run on the IRQ
+/// IST stack with interrupts disabled, so a second delivery while the
+/// stack is in use cannot come from the CPU: it is an injection that
+/// ignored IF (QEMU's emulated SVM re-injects an event it already
+/// delivered). It wrote its frame where the first one was, at the top of
+/// the IRQ stack, so the first return address is gone and returning
+/// through the new frame would loop in the entry stub forever. The first
+/// delivery can only have come from `idle_halt`: return there instead,
+/// with the stack pointer it saved.
+fn irq(frame: &mut TrapFrame) {
+    let (bottom, top) = gdt::ist_range(gdt::IST_IRQ);
+    if (bottom..=top).contains(&frame.rsp) {
+        NESTED_IRQS.fetch_add(1, Ordering::Relaxed);
+        if IN_IDLE.load(Ordering::Acquire) == 0 {
+            // The first delivery interrupted something else: its state
+            // is lost and there is nothing to return to.
+            fatal(frame, "interrupt nested on the IRQ stack outside idle_halt");
+        }
+        let (code, data) = gdt::selectors();
+        frame.rip = core::ptr::addr_of!(idle_resume) as u64;
+        frame.cs = u64::from(code);
+        frame.rflags = RFLAGS_FIXED;
+        frame.rsp = IDLE_RSP.load(Ordering::Acquire);
+        frame.ss = u64::from(data);
+    } else if frame.rflags & RFLAGS_IF == 0 {
+        MASKED_IRQS.fetch_add(1, Ordering::Relaxed);
+    }
+    let vector = frame.vector;
+    let h = IRQ_HANDLERS[(vector & 0xff) as usize].load(Ordering::Acquire);
+    if h != 0 {
+        // SAFETY: only set_irq_handler stores non-zero values, and it
+        // stores IrqHandler function pointers.
+        let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
+        handler(vector as u8);
+    } else {
+        SPURIOUS_IRQS.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Reports an unrecoverable trap and ends the kernel.
+fn fatal(frame: &TrapFrame, what: &str) -> ! {
+    log::error!(
+        "FATAL {what} (vector {}) error_code={:#x} rip={:#x} rsp={:#x} rflags={:#x}",
+        frame.vector,
+        frame.error_code,
+        frame.rip,
+        frame.rsp,
+        frame.rflags
+    );
+    let hook = FATAL.load(Ordering::Acquire);
+    if hook != 0 {
+        // SAFETY: only set_fatal_hook stores non-zero values.
+        let hook: FatalHook = unsafe { core::mem::transmute::<usize, FatalHook>(hook) };
+        hook(frame);
+    }
+    loop {
+        super::cpu::enable_interrupts_and_halt();
+    }
+}
+
 /// Entry from `isr_common`.
 ///
 /// # Safety
@@ -117,15 +236,7 @@ pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
     let frame = unsafe { &mut *frame };
     let vector = frame.vector;
     if vector >= 32 {
-        let h = IRQ_HANDLERS[(vector & 0xff) as usize].load(Ordering::Acquire);
-        if h != 0 {
-            // SAFETY: only set_irq_handler stores non-zero values, and it
-            // stores IrqHandler function pointers.
-            let handler: IrqHandler = unsafe { core::mem::transmute::<usize, IrqHandler>(h) };
-            handler(vector as u8);
-        } else {
-            log::warn!("spurious interrupt on vector {vector}");
-        }
+        irq(frame);
         return;
     }
     if vector == 3 {
