@@ -489,7 +489,8 @@ _on_err() { fail "command failed (line $1, exit $2): $3"; }
 post_mortem() {
     local which=$1 d id st map="" rip p
     [ -f "$RIG_DIR/selfballoon.map" ] && map="-s $RIG_DIR/selfballoon.map"
-    if [ "$which" = all ] && xl list 2>/dev/null | awk 'NR > 2' | grep -q .; then
+    # Only a running guest can answer the key.
+    if [ "$which" = all ] && xl list 2>/dev/null | awk 'NR > 2 && $5 !~ /[sc]/' | grep -q .; then
         xl debug-keys q 2>/dev/null || true
         sleep 2
     fi
