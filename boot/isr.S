@@ -82,9 +82,8 @@ isr_common:
         addq    $16, %rsp               /* vector, error code */
         iretq
 
-        .globl idle_halt
-        .globl idle_resume
-idle_halt:
+/* Saves the callee-saved registers and %rsp, marks the CPU idle. */
+        .macro IDLE_ENTER
         pushq   %rbx
         pushq   %rbp
         pushq   %r12
@@ -93,6 +92,12 @@ idle_halt:
         pushq   %r15
         movq    %rsp, IDLE_RSP(%rip)
         movb    $1, IN_IDLE(%rip)
+        .endm
+
+        .globl idle_halt
+        .globl idle_resume
+idle_halt:
+        IDLE_ENTER
         sti
         hlt
 idle_resume:
@@ -107,14 +112,7 @@ idle_resume:
  */
         .globl idle_selftest
 idle_selftest:
-        pushq   %rbx
-        pushq   %rbp
-        pushq   %r12
-        pushq   %r13
-        pushq   %r14
-        pushq   %r15
-        movq    %rsp, IDLE_RSP(%rip)
-        movb    $1, IN_IDLE(%rip)
+        IDLE_ENTER
         int     $0xf0
 idle_epilogue:
         movb    $0, IN_IDLE(%rip)

@@ -180,7 +180,11 @@ fn irq(frame: &mut TrapFrame) {
         if IN_IDLE.load(Ordering::Acquire) == 0 {
             // The first delivery interrupted something else: its state
             // is lost and there is nothing to return to.
-            fatal(frame, "interrupt nested on the IRQ stack outside idle_halt");
+            fatal(
+                frame,
+                "interrupt nested on the IRQ stack outside idle_halt",
+                0,
+            );
         }
         let (code, data) = gdt::selectors();
         frame.rip = core::ptr::addr_of!(idle_resume) as u64;
@@ -203,15 +207,28 @@ fn irq(frame: &mut TrapFrame) {
     }
 }
 
-/// Reports an unrecoverable trap and ends the kernel.
-fn fatal(frame: &TrapFrame, what: &str) -> ! {
+/// Reports an unrecoverable trap (`what`: its name, `cr2`: the faulting
+/// address for #PF, else 0) with the saved registers, runs the fatal hook
+/// and ends the kernel.
+fn fatal(frame: &TrapFrame, what: &str, cr2: u64) -> ! {
     log::error!(
-        "FATAL {what} (vector {}) error_code={:#x} rip={:#x} rsp={:#x} rflags={:#x}",
+        "FATAL {what} (vector {}) error_code={:#x} rip={:#x} rsp={:#x} cr2={:#x} rflags={:#x}",
         frame.vector,
         frame.error_code,
         frame.rip,
         frame.rsp,
+        cr2,
         frame.rflags
+    );
+    log::error!(
+        "rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
+        frame.rax,
+        frame.rbx,
+        frame.rcx,
+        frame.rdx,
+        frame.rsi,
+        frame.rdi,
+        frame.rbp
     );
     let hook = FATAL.load(Ordering::Acquire);
     if hook != 0 {
@@ -259,35 +276,7 @@ pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
             }
         }
     }
-    log::error!(
-        "FATAL {} (vector {}) error_code={:#x} rip={:#x} rsp={:#x} cr2={:#x} rflags={:#x}",
-        exception_name(vector),
-        vector,
-        frame.error_code,
-        frame.rip,
-        frame.rsp,
-        cr2,
-        frame.rflags
-    );
-    log::error!(
-        "rax={:#x} rbx={:#x} rcx={:#x} rdx={:#x} rsi={:#x} rdi={:#x} rbp={:#x}",
-        frame.rax,
-        frame.rbx,
-        frame.rcx,
-        frame.rdx,
-        frame.rsi,
-        frame.rdi,
-        frame.rbp
-    );
-    let hook = FATAL.load(Ordering::Acquire);
-    if hook != 0 {
-        // SAFETY: only set_fatal_hook stores non-zero values.
-        let hook: FatalHook = unsafe { core::mem::transmute::<usize, FatalHook>(hook) };
-        hook(frame);
-    }
-    loop {
-        super::cpu::enable_interrupts_and_halt();
-    }
+    fatal(frame, exception_name(vector), cr2)
 }
 
 #[cfg(test)]
