@@ -14,7 +14,6 @@ use core::num::NonZeroU32;
 use core::sync::atomic::Ordering;
 
 use crate::arch::x86_64::trap;
-
 use crate::balloon::{self, Balloon, BalloonConfig, Progress, Scrubber};
 use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::mm::{pages_to_kib, Pfn, PAGE_SIZE};
@@ -245,7 +244,7 @@ pub fn run(k: &mut Kernel) -> ! {
     let Some(ev) = k.events else {
         log::info!("no hypervisor: nothing to balloon; idling");
         loop {
-            crate::arch::x86_64::trap::halt_until_interrupt();
+            trap::halt_until_interrupt();
         }
     };
     let mut rt = Runtime::new(k);
@@ -281,13 +280,18 @@ pub fn run(k: &mut Kernel) -> ! {
         let mut ports: Vec<_> = k.store.as_mut().map(store_port).into_iter().collect();
         ports.extend(rt.debug_port);
         rt.loops += 1;
-        if deadline > time::now_ns() {
-            if let Wake::Port(p) = platform::wait(&ev, &ports, deadline) {
-                if Some(p) == rt.debug_port {
-                    rt.dump(k, deadline);
-                }
-            }
-        } else if rt.debug_port.is_some_and(events::take) {
+        let woke = if deadline > time::now_ns() {
+            platform::wait(&ev, &ports, deadline)
+        } else {
+            Wake::Deadline
+        };
+        // `wait` consumes the port it returns; otherwise look for it here.
+        let debug = match (woke, rt.debug_port) {
+            (Wake::Port(p), Some(d)) if p == d => true,
+            (_, Some(d)) => events::take(d),
+            (_, None) => false,
+        };
+        if debug {
             rt.dump(k, deadline);
         }
     }

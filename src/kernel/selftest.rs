@@ -204,7 +204,7 @@ fn nest_once(_vector: u8) {
     if NEST_DEPTH.fetch_add(1, Ordering::Relaxed) == 0 {
         // SAFETY: `int` into our own IDT gate; the handler returns (to
         // idle_resume, rebuilt by trap_dispatch).
-        unsafe { core::arch::asm!("int 0xf0") };
+        unsafe { core::arch::asm!("int {v}", v = const trap::SELFTEST_VECTOR) };
         // Not reached: the nested delivery resumes the idle context.
         NEST_RUNS.fetch_add(100, Ordering::Relaxed);
     }

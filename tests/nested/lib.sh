@@ -502,7 +502,7 @@ post_mortem() {
         /usr/lib/xen-4.17/bin/xenctx -a -S $map "$id" > "$RIG_DIR/xenctx-$d.txt" 2>&1 || true
         xen-hvmctx "$id" > "$RIG_DIR/hvmctx-$d.txt" 2>&1 || true
         xenstore-ls -fp "/local/domain/$id" > "$RIG_DIR/xenstore-$d.txt" 2>&1 || true
-        rip=$(sed -n 's/^ *rip: *\([0-9a-f]*\).*/\1/p' "$RIG_DIR/xenctx-$d.txt" | head -1)
+        rip=$(_ctx_reg "$RIG_DIR/xenctx-$d.txt" rip)
         p=/local/domain/$id
         log "post-mortem of $d (domid $id, state $st, $(mem_of "$d") MiB): rip ${rip:-?} $(_symbol "$rip")"
         log "  memory/target $(xenstore-read "$p/memory/target" 2>/dev/null || echo -)," \
@@ -510,9 +510,12 @@ post_mortem() {
             "target $(xenstore-read "$p/data/selfballoon/target" 2>/dev/null || echo -)" \
             "toolstack_target $(xenstore-read "$p/data/selfballoon/toolstack_target" 2>/dev/null || echo -)"
         log "  files: xenctx-$d.txt hvmctx-$d.txt xenstore-$d.txt"
-        _emulator_fault_check "$d" "$st"
+        _emulator_fault_check "$d" "$st" "$rip"
     done
 }
+
+# _ctx_reg FILE REG: register REG's hex value in xenctx output FILE.
+_ctx_reg() { sed -n "s/^ *$2: *\([0-9a-f]*\).*/\1/p" "$1" | head -1; }
 
 # _symbol HEX: the kernel function containing address HEX (from the
 # `nm -n` map xtask puts next to the kernel), or nothing.
@@ -539,10 +542,9 @@ _symbol() {
 # Recorded in emulator-fault; `cargo xtask nested` runs the scenario once
 # more in that case and reports both runs.
 _emulator_fault_check() {
-    local d=$1 st=$2 f=$RIG_DIR/xenctx-$1.txt cs rip
+    local d=$1 st=$2 rip=$3 cs
     case $st in *s* | *c*) ;; *) return 0 ;; esac
-    cs=$(sed -n 's/^ *cs: *\([0-9a-f]*\).*/\1/p' "$f" | head -1)
-    rip=$(sed -n 's/^ *rip: *\([0-9a-f]*\).*/\1/p' "$f" | head -1)
+    cs=$(_ctx_reg "$RIG_DIR/xenctx-$d.txt" cs)
     if [ "$cs" = e008 ]; then
         echo "$d: saved vCPU state is Xen's own (cs $cs, rip $rip): emulated SVM fault in QEMU TCG, not a guest fault" \
             >> "$RIG_DIR/emulator-fault"
