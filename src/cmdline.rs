@@ -27,7 +27,7 @@ use core::fmt;
 
 use log::LevelFilter;
 
-use crate::selfballoon::policy::Mode;
+use crate::selfballoon::mode::Mode;
 
 /// Most warnings and errors kept (the rest are counted only).
 pub const MAX_REPORTED_WORDS: usize = 16;

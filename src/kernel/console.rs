@@ -18,6 +18,12 @@ pub trait ConsoleSink: Send {
     fn write_bytes(&mut self, bytes: &[u8]);
 }
 
+impl ConsoleSink for crate::xen::console::PvConsole {
+    fn write_bytes(&mut self, bytes: &[u8]) {
+        crate::xen::console::PvConsole::write_bytes(self, bytes)
+    }
+}
+
 /// Bytes for port 0xe9 are collected up to a line (or this many) and
 /// written with one `rep outsb`: one hypervisor exit per line, not per
 /// byte.

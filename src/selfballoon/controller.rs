@@ -175,7 +175,7 @@ impl Controller {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selfballoon::policy::Mode;
+    use crate::selfballoon::mode::Mode;
     use crate::selfballoon::tunables::{RejectReason, TimerAction};
 
     fn input() -> TickInput {

@@ -7,6 +7,7 @@
 //! `target_pages` to the balloon driver. The same code runs in a host-side
 //! policy simulator.
 //!
+//! - [`mode`]: which policy is in force ([`Mode`]).
 //! - [`policy`]: the arithmetic of the 2011 seed and of the final Linux
 //!   driver ([`Mode`]), and the [`Policy`] trait for new policies.
 //! - [`tunables`]: the sysfs-named tunables and their strict parser.
@@ -16,12 +17,14 @@
 
 pub mod controller;
 pub mod frontswap;
+pub mod mode;
 pub mod policy;
 pub mod tunables;
 pub mod xs;
 
 pub use controller::{Controller, TickOutput};
 pub use frontswap::{FrontswapShrink, ShrinkVariant};
-pub use policy::{Decision, Mode, Policy, TickInput};
+pub use mode::Mode;
+pub use policy::{Decision, Policy, TickInput};
 pub use tunables::{boot_option, Applied, Key, RejectReason, Rejection, TimerAction, Tunables};
 pub use xs::{WatchReport, XsGlue};

@@ -26,6 +26,7 @@
 
 use core::num::NonZeroU32;
 
+use super::mode::Mode;
 use super::tunables::Tunables;
 
 /// Pages per MiB (`MB2PAGES(1)` for 4 KiB pages: `1 << (20 - PAGE_SHIFT)`).
@@ -39,41 +40,6 @@ pub const fn mb_to_pages(mb: u32) -> u64 {
 /// `PAGES2MB(pages)`: pages to MiB, truncating.
 pub const fn pages_to_mb(pages: u64) -> u64 {
     pages >> 8
-}
-
-/// Which controller computes the target. Parsed from / shown as the
-/// strings `"2011"` and `"linux"`.
-///
-/// A new policy of ours goes here: add a variant, its name in
-/// [`Mode::name`]/[`Mode::from_name`], and an arm in [`Policy::decide`].
-/// Policies that need state across ticks can instead implement [`Policy`]
-/// on their own type; the [`Decision`] they return is all the rest of the
-/// system looks at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The 2011 seed's arithmetic exactly (no floor).
-    Seed2011,
-    /// The final Linux form (reserve, floor). The default.
-    #[default]
-    Linux,
-}
-
-impl Mode {
-    /// All modes, for documentation and tests.
-    pub const ALL: [Mode; 2] = [Mode::Seed2011, Mode::Linux];
-
-    /// The tunable/status string for this mode.
-    pub const fn name(self) -> &'static str {
-        match self {
-            Mode::Seed2011 => "2011",
-            Mode::Linux => "linux",
-        }
-    }
-
-    /// Parses the exact mode name (no surrounding whitespace).
-    pub fn from_name(s: &str) -> Option<Mode> {
-        Mode::ALL.iter().copied().find(|m| m.name() == s)
-    }
 }
 
 /// What the kernel measured this tick. All counts are in 4 KiB pages.

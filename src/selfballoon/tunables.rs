@@ -30,7 +30,7 @@ use core::num::NonZeroU32;
 
 use crate::parse::DecimalError;
 
-use super::policy::Mode;
+use super::mode::Mode;
 
 /// Default `selfballoon_interval`, seconds (both C versions).
 pub const DEFAULT_INTERVAL_S: u32 = 5;

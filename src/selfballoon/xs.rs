@@ -143,7 +143,8 @@ impl XsGlue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::selfballoon::policy::{Mode, TickInput};
+    use crate::selfballoon::mode::Mode;
+    use crate::selfballoon::policy::TickInput;
     use crate::selfballoon::tunables::{RejectReason, Tunables};
     use alloc::string::ToString;
     use alloc::vec::Vec;

@@ -11,7 +11,6 @@
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
 
-use crate::kernel::console::ConsoleSink;
 use crate::xen::abi::xencons_interface;
 use crate::xen::calls;
 use crate::xen::events::Port;
@@ -85,8 +84,10 @@ impl PvConsole {
     }
 }
 
-impl ConsoleSink for PvConsole {
-    fn write_bytes(&mut self, bytes: &[u8]) {
+impl PvConsole {
+    /// Writes all of `bytes`, waiting for xenconsoled while the ring is
+    /// full; counts what it had to drop after 1000 stalls or a bad ring.
+    pub fn write_bytes(&mut self, bytes: &[u8]) {
         let mut rest = bytes;
         let mut stalls = 0u32;
         while !rest.is_empty() {
