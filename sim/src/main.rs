@@ -42,6 +42,9 @@ struct Cli {
     /// first three).
     #[arg(long)]
     chart_vms: Option<String>,
+    /// Hours of the run the VM charts show (0: all).
+    #[arg(long, default_value_t = 48)]
+    chart_hours: u64,
     /// Seed of the synthetic shapes.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -313,7 +316,8 @@ fn scorecard(
     let pb = progress_bar(ticks.saturating_mul(all.len() as u64));
     let record = Record {
         chart_vms: chart_vms.to_vec(),
-        chart_every_ticks: (300 / u64::from(m.tick_s)).max(1),
+        chart_every_ticks: (60 / u64::from(m.tick_s)).max(1),
+        chart_span_s: cli.chart_hours.saturating_mul(3600),
         trace_vms: Vec::new(),
     };
     let outs = sim::simulate(trace, m, &all, &record, &|n| pb.inc(n));

@@ -53,6 +53,8 @@ pub struct Record {
     pub chart_vms: Vec<usize>,
     /// Chart one point every this many ticks (at least 1).
     pub chart_every_ticks: u64,
+    /// Chart only the first this many seconds (0: all).
+    pub chart_span_s: u64,
     /// Indices into the trace's series whose every tick to keep.
     pub trace_vms: Vec<usize>,
 }
@@ -319,7 +321,7 @@ pub fn run(
                 vm.last_dir = dir;
             }
 
-            if k % every == 0 {
+            if k % every == 0 && (record.chart_span_s == 0 || t - t0 < record.chart_span_s) {
                 if let Some(j) = record.chart_vms.iter().position(|&c| c == i) {
                     recordings[j].points.push((
                         (t - t0) as f64 / 3600.0,

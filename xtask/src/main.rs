@@ -14,6 +14,7 @@ mod nested;
 mod plot;
 mod qemu;
 mod runner;
+mod sim;
 
 use anyhow::{anyhow, bail, Result};
 use std::path::PathBuf;
@@ -31,6 +32,7 @@ commands:
   plot <csv...>                    draw SVG charts next to rig CSVs
   test [--no-nested]               all tiers: host tests, build, qemu, dom0, nested scenarios
   demo                             build everything, show the guest in nested Xen, chart it
+  sim [sim options]                the policy simulator on traces (`cargo xtask sim --help`)
 
 options:
   --timeout S     give up after S seconds
@@ -125,6 +127,9 @@ fn real_main(argv: &[String]) -> Result<()> {
         print!("{USAGE}");
         bail!("no command");
     };
+    if cmd == "sim" {
+        return sim::run(rest);
+    }
     let a = parse(rest)?;
     match cmd.as_str() {
         "qemu" => qemu::tier1(&qemu_opts(&a, 60)),
