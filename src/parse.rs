@@ -4,6 +4,8 @@
 //! `memory/target` and the controller's tunables, each mapping the error
 //! to its own vocabulary.
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 /// Why a string is not a strict decimal.

@@ -75,6 +75,8 @@
 //! when memory is in use the driver stops where it can and reports
 //! [`Limit::InUse`].
 
+#![forbid(unsafe_code)]
+
 mod status;
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,8 @@
 //! [`run_in_state`]: FrameAllocator::run_in_state
 //! [`take_free_run_for_balloon`]: FrameAllocator::take_free_run_for_balloon
 
+#![forbid(unsafe_code)]
+
 use core::fmt;
 
 use super::{Pfn, PfnRange};

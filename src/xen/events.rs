@@ -51,7 +51,7 @@ fn word(p: *mut u64) -> &'static AtomicU64 {
 pub fn upcall(_vector: u8) {
     let Some(sh) = shared_info_ptr() else { return };
     UPCALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY (for the raw field projections below): `sh` is the live
+    // SAFETY: (for the raw field projections below) `sh` is the live
     // shared-info page; addr_of_mut! creates no references.
     let vcpu0 = unsafe { core::ptr::addr_of_mut!((*sh).vcpu_info[0]) };
     loop {
