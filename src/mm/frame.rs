@@ -15,7 +15,7 @@
 //! - the *clean* list holds frames known to be zero (never handed out since
 //!   boot, or freshly populated by Xen). At boot it is in ascending pfn
 //!   order; [`FrameAllocator::alloc`] takes from its low end and
-//!   [`FrameAllocator::take_any_free_for_balloon`] from its high end, so a
+//!   [`FrameAllocator::take_for_balloon`] from its high end, so a
 //!   PoD guest releases memory it has never touched first and the two users
 //!   do not fight over the same frames;
 //! - the *dirty* list holds frames that were handed out and freed (they may
@@ -26,12 +26,12 @@
 //! O(1). All single-frame operations are O(1); [`alloc_contiguous`]
 //! and [`reserve_range`] are linear, and so are the run operations the
 //! balloon uses for 2 MiB extents ([`run_in_state`],
-//! [`take_free_run_for_balloon`]), in the length of the run.
+//! [`take_run_for_balloon`]), in the length of the run.
 //!
 //! [`alloc_contiguous`]: FrameAllocator::alloc_contiguous
 //! [`reserve_range`]: FrameAllocator::reserve_range
 //! [`run_in_state`]: FrameAllocator::run_in_state
-//! [`take_free_run_for_balloon`]: FrameAllocator::take_free_run_for_balloon
+//! [`take_run_for_balloon`]: FrameAllocator::take_run_for_balloon
 
 #![forbid(unsafe_code)]
 
@@ -483,7 +483,7 @@ impl<'m> FrameAllocator<'m> {
     /// Takes a free frame for the balloon, preferring the highest clean
     /// frame, then the least recently freed dirty one. The frame becomes
     /// [`FrameState::Taken`] with its dirty bit unchanged. O(1).
-    pub fn take_any_free_for_balloon(&mut self) -> Option<TakenFrame> {
+    pub fn take_for_balloon(&mut self) -> Option<TakenFrame> {
         let (which, i) = if self.clean.tail != NIL {
             (Which::Clean, self.clean.tail)
         } else if self.dirty.tail != NIL {
@@ -501,11 +501,11 @@ impl<'m> FrameAllocator<'m> {
         })
     }
 
-    /// The frame [`take_any_free_for_balloon`] would take next, without
+    /// The frame [`take_for_balloon`] would take next, without
     /// taking it. O(1).
     ///
-    /// [`take_any_free_for_balloon`]: Self::take_any_free_for_balloon
-    pub fn peek_any_free_for_balloon(&self) -> Option<Pfn> {
+    /// [`take_for_balloon`]: Self::take_for_balloon
+    pub fn peek_for_balloon(&self) -> Option<Pfn> {
         let i = if self.clean.tail != NIL {
             self.clean.tail
         } else if self.dirty.tail != NIL {
@@ -555,7 +555,7 @@ impl<'m> FrameAllocator<'m> {
     /// [`FrameState::Taken`] with its dirty bit unchanged. On error nothing
     /// changes and the error names the first frame that is not free.
     /// O(count).
-    pub fn take_free_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError> {
+    pub fn take_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError> {
         self.run_in_state(start, count, FrameState::Free)?;
         for pfn in start..start + count {
             // In range and free: checked above.
@@ -830,45 +830,6 @@ impl<'m> FrameAllocator<'m> {
     }
 }
 
-impl crate::balloon::BalloonFrames for FrameAllocator<'_> {
-    fn take_for_balloon(&mut self) -> Option<TakenFrame> {
-        self.take_any_free_for_balloon()
-    }
-    fn mark_scrubbed(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        FrameAllocator::mark_scrubbed(self, pfn)
-    }
-    fn return_taken(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        FrameAllocator::return_taken(self, pfn)
-    }
-    fn mark_ballooned(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        FrameAllocator::mark_ballooned(self, pfn)
-    }
-    fn peek_ballooned(&self, out: &mut [Pfn]) -> usize {
-        FrameAllocator::peek_ballooned(self, out)
-    }
-    fn peek_for_balloon(&self) -> Option<Pfn> {
-        self.peek_any_free_for_balloon()
-    }
-    fn take_run_for_balloon(&mut self, start: Pfn, count: u64) -> Result<(), FrameError> {
-        self.take_free_run_for_balloon(start, count)
-    }
-    fn run_in_state(&self, start: Pfn, count: u64, state: FrameState) -> bool {
-        FrameAllocator::run_in_state(self, start, count, state).is_ok()
-    }
-    fn is_dirty(&self, pfn: Pfn) -> Option<bool> {
-        FrameAllocator::is_dirty(self, pfn)
-    }
-    fn next_ballooned(&self, after: Option<Pfn>) -> Option<Pfn> {
-        FrameAllocator::next_ballooned(self, after)
-    }
-    fn unballoon(&mut self, pfn: Pfn) -> Result<(), FrameError> {
-        FrameAllocator::unballoon(self, pfn)
-    }
-    fn counts(&self) -> FrameCounts {
-        FrameAllocator::counts(self)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -911,7 +872,7 @@ mod tests {
             }
         );
         assert_eq!(
-            fa.take_any_free_for_balloon(),
+            fa.take_for_balloon(),
             Some(TakenFrame {
                 pfn: 7,
                 dirty: false
@@ -945,7 +906,7 @@ mod tests {
         let p = fa.alloc().unwrap();
         fa.free(p).unwrap();
         // Take everything: clean high first, the dirty one last.
-        let taken: Vec<_> = core::iter::from_fn(|| fa.take_any_free_for_balloon()).collect();
+        let taken: Vec<_> = core::iter::from_fn(|| fa.take_for_balloon()).collect();
         assert_eq!(
             taken.iter().map(|t| t.pfn).collect::<Vec<_>>(),
             vec![103, 102, 101, 100]
@@ -969,7 +930,7 @@ mod tests {
         let ram = ranges(&[(0, 6), (8, 8)]);
         let mut meta = vec![FrameMeta::ABSENT; 16];
         let mut fa = FrameAllocator::new(&mut meta, 0, &ram).unwrap();
-        assert_eq!(fa.peek_any_free_for_balloon(), Some(15));
+        assert_eq!(fa.peek_for_balloon(), Some(15));
         assert_eq!(fa.run_in_state(8, 8, FrameState::Free), Ok(()));
         assert_eq!(fa.run_in_state(3, 0, FrameState::Free), Ok(()));
         assert_eq!(
@@ -986,12 +947,12 @@ mod tests {
         );
         assert!(fa.run_in_state(u64::MAX, 2, FrameState::Free).is_err());
         let p = fa.alloc_contiguous(1, 1).unwrap();
-        assert!(fa.take_free_run_for_balloon(0, 4).is_err());
+        assert!(fa.take_run_for_balloon(0, 4).is_err());
         assert_eq!(fa.free(p), Ok(()));
-        assert_eq!(fa.take_free_run_for_balloon(8, 8), Ok(()));
+        assert_eq!(fa.take_run_for_balloon(8, 8), Ok(()));
         assert_eq!(fa.counts().taken_pages, 8);
         assert_eq!(fa.is_dirty(8), Some(false));
-        assert_eq!(fa.peek_any_free_for_balloon(), Some(5));
+        assert_eq!(fa.peek_for_balloon(), Some(5));
         for pfn in 8..16 {
             fa.mark_ballooned(pfn).unwrap();
         }
@@ -1014,11 +975,11 @@ mod tests {
         let ram = ranges(&[(0, 6)]);
         let mut meta = vec![FrameMeta::ABSENT; 6];
         let mut fa = FrameAllocator::new(&mut meta, 0, &ram).unwrap();
-        let a = fa.take_any_free_for_balloon().unwrap();
-        let b = fa.take_any_free_for_balloon().unwrap();
+        let a = fa.take_for_balloon().unwrap();
+        let b = fa.take_for_balloon().unwrap();
         fa.return_taken(b.pfn).unwrap();
         fa.return_taken(a.pfn).unwrap();
-        assert_eq!(fa.take_any_free_for_balloon(), Some(a));
+        assert_eq!(fa.take_for_balloon(), Some(a));
         fa.check_invariants().unwrap();
     }
 
@@ -1180,7 +1141,7 @@ mod tests {
                             prop_assert_eq!(fa.counts(), before);
                         }
                     }
-                    Op::TakeBalloon => match (fa.peek_any_free_for_balloon(), fa.take_any_free_for_balloon()) {
+                    Op::TakeBalloon => match (fa.peek_for_balloon(), fa.take_for_balloon()) {
                         (peeked, Some(t)) => {
                             prop_assert_eq!(peeked, Some(t.pfn));
                             let (s, d) = model[&t.pfn];
@@ -1198,7 +1159,7 @@ mod tests {
                         let s = pick(&model, k);
                         let all_free = (s..s + count).all(|p| st(&model, p) == Some(FrameState::Free));
                         prop_assert_eq!(fa.run_in_state(s, count, FrameState::Free).is_ok(), all_free);
-                        let r = fa.take_free_run_for_balloon(s, count);
+                        let r = fa.take_run_for_balloon(s, count);
                         if all_free {
                             prop_assert!(r.is_ok());
                             for p in s..s + count {
