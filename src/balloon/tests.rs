@@ -708,8 +708,10 @@ fn publishes_status_outside_memory() {
     b.set_toolstack_target_kib(Some(4 * 1000));
     settle(&mut b, &mut xen, &mut fa, &mut s, 0);
     let st = b.status(fa.counts());
-    let mut store = FakeStore::default();
-    store.fail_write_path = Some("data/meminfo_total".to_string());
+    let mut store = FakeStore {
+        fail_write_path: Some("data/meminfo_total".to_string()),
+        ..FakeStore::default()
+    };
     assert_eq!(
         publish(&mut store, &st),
         Err(XsError::Remote(Errno::EACCES))
