@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use xen_sys::shared_info;
 
+use crate::mm::direct::ClaimedFrames;
 use crate::xen::errno::Errno;
 
 /// An event channel port.
@@ -32,6 +33,25 @@ pub static UPCALLS: AtomicU64 = AtomicU64::new(0);
 /// with volatile or atomic operations.
 pub unsafe fn set_shared_info(shared: *mut shared_info) {
     SHARED.store(shared, Ordering::Release);
+}
+
+/// Asks Xen to place the shared-info page over the claimed frame
+/// (XENMAPSPACE_shared_info) and publishes it to the upcall handler.
+pub fn map_shared_info(page: ClaimedFrames) -> Result<(), Errno> {
+    super::calls::map_shared_info(page.pfn())?;
+    let ptr = page.as_mut_ptr::<shared_info>();
+    // The claimed frame now holds shared info for good: the token is kept
+    // (leaked) so that nothing else can ever claim it.
+    core::mem::forget(page);
+    // SAFETY: Xen backs the claimed frame with shared info from now on;
+    // the identity map addresses it at `ptr`; the frame is ours alone for
+    // good (ClaimedFrames, forgotten above).
+    unsafe { set_shared_info(ptr) };
+    // HVM guests ignore the PV upcall mask, but clear it for clarity.
+    // SAFETY: vcpu 0's mask byte in the page just published; a raw
+    // projection, no reference is made.
+    unsafe { core::ptr::addr_of_mut!((*ptr).vcpu_info[0].evtchn_upcall_mask).write_volatile(0) };
+    Ok(())
 }
 
 /// The shared-info page, once mapped.

@@ -423,10 +423,10 @@ impl<'m> FrameAllocator<'m> {
         Ok(())
     }
 
-    /// Allocates `count` consecutive free frames whose first pfn is a
-    /// multiple of `align_pages`. O(frames); `None` if no such run exists
-    /// or an argument is 0.
-    pub fn alloc_contiguous(&mut self, count: u64, align_pages: u64) -> Option<Pfn> {
+    /// The first run of `count` consecutive free frames whose first pfn is
+    /// a multiple of `align_pages`, without taking it. O(frames); `None` if
+    /// no such run exists or an argument is 0.
+    pub fn find_free_run(&self, count: u64, align_pages: u64) -> Option<Pfn> {
         if count == 0 || align_pages == 0 {
             return None;
         }
@@ -446,9 +446,15 @@ impl<'m> FrameAllocator<'m> {
             match busy {
                 // Every frame up to `pfn` is scanned at most once.
                 Some(pfn) => start = align_up(pfn + 1)?,
-                None => break,
+                None => return Some(start),
             }
         }
+    }
+
+    /// Allocates `count` consecutive free frames whose first pfn is a
+    /// multiple of `align_pages` ([`find_free_run`](Self::find_free_run)).
+    pub fn alloc_contiguous(&mut self, count: u64, align_pages: u64) -> Option<Pfn> {
+        let start = self.find_free_run(count, align_pages)?;
         for pfn in start..start + count {
             let i = (pfn - self.base_pfn) as u32;
             self.unlink_free(i, FrameState::Allocated);
