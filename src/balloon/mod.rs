@@ -94,6 +94,7 @@ pub use extent::MAX_BATCH_EXTENTS;
 pub use status::{parse_target_kib, publish, BalloonStatus, TargetParseError, XENSTORE_KEYS};
 pub use types::{BalloonConfig, BalloonCounters, BalloonError, Limit, Progress, StepReport};
 
+use crate::mm::direct::{DirectMapError, PhysPages};
 use crate::mm::frame::{FrameAllocator, FrameCounts};
 use crate::mm::Pfn;
 use crate::xen::ops::MemoryOps;
@@ -104,8 +105,20 @@ const NS_PER_S: u64 = 1_000_000_000;
 
 /// Zeroes a frame before it leaves the domain.
 pub trait Scrubber {
-    /// Overwrites the 4 KiB frame `pfn` with zeros.
-    fn scrub(&mut self, pfn: Pfn);
+    /// Overwrites the 4 KiB frame `pfn`, which `frames` shows `Taken`,
+    /// with zeros. On error the frame is not released.
+    fn scrub(&mut self, frames: &FrameAllocator<'_>, pfn: Pfn) -> Result<(), DirectMapError>;
+}
+
+/// The kernel's scrubber: zeroes the frame through the page access.
+#[derive(Debug)]
+pub struct ZeroScrubber<'a, P: PhysPages>(pub &'a mut P);
+
+impl<P: PhysPages> Scrubber for ZeroScrubber<'_, P> {
+    fn scrub(&mut self, frames: &FrameAllocator<'_>, pfn: Pfn) -> Result<(), DirectMapError> {
+        self.0.page_mut(frames, pfn)?.fill(0);
+        Ok(())
+    }
 }
 
 /// The balloon driver's state. It owns no frames: the allocator, the

@@ -37,7 +37,9 @@ impl Balloon {
         dirty: bool,
     ) -> Result<(), BalloonError> {
         if dirty && self.config.scrub {
-            scrub.scrub(pfn);
+            scrub
+                .scrub(frames, pfn)
+                .map_err(|_| BalloonError::Scrub(pfn))?;
             self.counters.scrubbed_pages += 1;
             frames.mark_scrubbed(pfn).map_err(BalloonError::Frame)?;
         }

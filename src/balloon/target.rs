@@ -31,6 +31,11 @@ impl Balloon {
         self.requested_target_pages = pages;
     }
 
+    /// The self-balloon controller's target in force, if any.
+    pub fn requested_target_pages(&self) -> Option<u64> {
+        self.requested_target_pages
+    }
+
     /// Pages Xen counts beyond our RAM frames.
     pub(super) fn offset_pages(&self) -> u64 {
         self.static_max_kib

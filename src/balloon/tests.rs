@@ -18,8 +18,15 @@ use crate::xen::errno::Errno;
 struct RecScrub(Vec<Pfn>);
 
 impl Scrubber for RecScrub {
-    fn scrub(&mut self, pfn: Pfn) {
+    fn scrub(
+        &mut self,
+        frames: &FrameAllocator<'_>,
+        pfn: Pfn,
+    ) -> Result<(), crate::mm::direct::DirectMapError> {
+        // The driver only scrubs frames it has taken.
+        assert_eq!(frames.state(pfn), Some(FrameState::Taken));
         self.0.push(pfn);
+        Ok(())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The driver's configuration, outcomes and counters.
 
 use crate::mm::frame::FrameError;
+use crate::mm::Pfn;
 use crate::xen::errno::Errno;
 
 /// Tunables of the driver.
@@ -64,6 +65,9 @@ pub enum BalloonError {
     Frame(FrameError),
     /// Cannot proceed; see [`Limit`].
     Limited(Limit),
+    /// The frame could not be zeroed, so it was not released (a bug: a
+    /// taken frame is always ours to touch).
+    Scrub(Pfn),
 }
 
 impl BalloonError {
@@ -73,7 +77,7 @@ impl BalloonError {
         match self {
             BalloonError::Hypercall(e) => e,
             BalloonError::NoProgress => Errno::EAGAIN,
-            BalloonError::Frame(_) => Errno::EIO,
+            BalloonError::Frame(_) | BalloonError::Scrub(_) => Errno::EIO,
             BalloonError::Limited(_) => Errno::ENOMEM,
         }
     }

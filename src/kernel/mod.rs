@@ -6,6 +6,7 @@ pub mod console;
 pub mod exit;
 pub mod platform;
 pub mod run;
+pub mod runtime;
 pub mod selftest;
 pub mod store;
 
@@ -204,7 +205,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         crate::println!("Test result: {}", r.as_str());
         exit::finish(r)
     }
-    run::run(&mut k)
+    run::run(k)
 }
 
 impl Kernel {

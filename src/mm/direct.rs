@@ -126,6 +126,13 @@ impl ClaimedFrames {
     pub fn as_mut_ptr<T>(&self) -> *mut T {
         (self.start * PAGE_SIZE) as *mut T
     }
+
+    /// Consumes the token for a user that keeps the frames for the rest of
+    /// the kernel's life (a ring, shared info): the pointer to the first
+    /// byte. The frames are never claimed again.
+    pub fn into_permanent<T>(self) -> *mut T {
+        self.as_mut_ptr()
+    }
 }
 
 /// The identity map of boot. One instance, made at boot.

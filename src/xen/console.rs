@@ -36,9 +36,7 @@ impl PvConsole {
     /// (HVM_PARAM_CONSOLE_PFN), claimed from the direct map, with event
     /// channel `port`. The console keeps the page for good.
     pub fn new(page: ClaimedFrames, port: Port) -> PvConsole {
-        let ptr = page.as_mut_ptr::<xencons_interface>();
-        // The claim is the console's for good: nobody may claim it again.
-        core::mem::forget(page);
+        let ptr = page.into_permanent::<xencons_interface>();
         PvConsole {
             page: ptr,
             port,

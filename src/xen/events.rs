@@ -39,13 +39,11 @@ pub unsafe fn set_shared_info(shared: *mut shared_info) {
 /// (XENMAPSPACE_shared_info) and publishes it to the upcall handler.
 pub fn map_shared_info(page: ClaimedFrames) -> Result<(), Errno> {
     super::calls::map_shared_info(page.pfn())?;
-    let ptr = page.as_mut_ptr::<shared_info>();
-    // The claimed frame now holds shared info for good: the token is kept
-    // (leaked) so that nothing else can ever claim it.
-    core::mem::forget(page);
+    // The claimed frame holds shared info for good.
+    let ptr = page.into_permanent::<shared_info>();
     // SAFETY: Xen backs the claimed frame with shared info from now on;
     // the identity map addresses it at `ptr`; the frame is ours alone for
-    // good (ClaimedFrames, forgotten above).
+    // good (ClaimedFrames, consumed above).
     unsafe { set_shared_info(ptr) };
     // HVM guests ignore the PV upcall mask, but clear it for clarity.
     // SAFETY: vcpu 0's mask byte in the page just published; a raw

@@ -279,21 +279,6 @@ pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
     fatal(frame, exception_name(vector), cr2)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn trap_frame_matches_isr_common_layout() {
-        // 15 GPRs pushed by isr_common, vector + error code, then the
-        // 5-word hardware frame.
-        assert_eq!(core::mem::size_of::<TrapFrame>(), (15 + 2 + 5) * 8);
-        assert_eq!(core::mem::offset_of!(TrapFrame, rax), 14 * 8);
-        assert_eq!(core::mem::offset_of!(TrapFrame, vector), 15 * 8);
-        assert_eq!(core::mem::offset_of!(TrapFrame, rip), 17 * 8);
-    }
-}
-
 /// Raises #BP (`int3`): the breakpoint hook runs on the exception IST stack
 /// and execution continues after the instruction.
 pub fn breakpoint() {
@@ -308,4 +293,19 @@ pub fn raise_selftest_vector() {
     // SAFETY: `int` into our own IDT gate on the IRQ IST stack; the
     // dispatcher returns (or resumes the idle context, see trap_dispatch).
     unsafe { core::arch::asm!("int {v}", v = const SELFTEST_VECTOR) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trap_frame_matches_isr_common_layout() {
+        // 15 GPRs pushed by isr_common, vector + error code, then the
+        // 5-word hardware frame.
+        assert_eq!(core::mem::size_of::<TrapFrame>(), (15 + 2 + 5) * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, rax), 14 * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, vector), 15 * 8);
+        assert_eq!(core::mem::offset_of!(TrapFrame, rip), 17 * 8);
+    }
 }

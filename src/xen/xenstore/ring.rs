@@ -170,9 +170,7 @@ impl VolatilePage {
     /// (HVM_PARAM_STORE_PFN), claimed from the direct map; the ring keeps
     /// it for good.
     pub fn from_claimed(page: crate::mm::direct::ClaimedFrames) -> Self {
-        let ptr = page.as_mut_ptr::<xenstore_domain_interface>();
-        // The claim is the ring's for good: nobody may claim it again.
-        core::mem::forget(page);
+        let ptr = page.into_permanent::<xenstore_domain_interface>();
         Self { ptr }
     }
 
