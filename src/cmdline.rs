@@ -21,6 +21,8 @@
 //! valid occurrence wins. Warnings and errors are capped in number and
 //! each kept word in length, so a hostile line cannot exhaust the heap.
 
+#![forbid(unsafe_code)]
+
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;

@@ -28,5 +28,7 @@ pub mod kernel;
 pub mod mm;
 pub mod parse;
 pub mod selfballoon;
+#[cfg(test)]
+pub mod testing;
 pub mod workload;
 pub mod xen;

@@ -4,6 +4,9 @@
 //! `memory/target` and the controller's tunables, each mapping the error
 //! to its own vocabulary.
 
+#![forbid(unsafe_code)]
+
+use alloc::string::String;
 use core::fmt;
 
 /// Why a string is not a strict decimal.
@@ -42,6 +45,24 @@ pub fn decimal_u64(s: &str) -> Result<u64, DecimalError> {
             .and_then(|v| v.checked_add(u64::from(b - b'0')))
             .ok_or(DecimalError::Overflow)
     })
+}
+
+/// How much of a value another domain wrote the kernel shows in its log.
+pub const LOG_VALUE_MAX_BYTES: usize = 64;
+
+/// Makes an untrusted string safe to log and to write to xenstore: control
+/// characters (NUL, newline, ...) become `'?'`, and the result is cut at a
+/// character boundary to at most `max_bytes` bytes.
+pub fn sanitize(s: &str, max_bytes: usize) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        let c = if c.is_control() { '?' } else { c };
+        if out.len() + c.len_utf8() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]

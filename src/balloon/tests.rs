@@ -1,7 +1,6 @@
 //! Host tests of the balloon driver against a fake hypervisor.
 
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
-use alloc::format;
+use alloc::collections::BTreeSet;
 use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
@@ -11,200 +10,23 @@ use proptest::prelude::*;
 use super::*;
 use crate::mm::frame::{FrameAllocator, FrameMeta, FrameState};
 use crate::mm::PfnRange;
-
-/// One injected answer, consumed by the next hypercall.
-#[derive(Clone, Copy, Debug)]
-enum Inject {
-    /// Do at most this many extents.
-    Partial(usize),
-    /// Fail with this errno.
-    Fail(Errno),
-}
-
-/// Which reservation call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Op {
-    Decrease,
-    Populate,
-}
-
-/// One reservation hypercall as the fake saw it: the call, the extent
-/// order and the number of extents asked for.
-type Call = (Op, u32, usize);
-
-/// A hypervisor holding `backed` gfns for our domain, with limited host
-/// memory and a max_pages.
-#[derive(Debug, Default)]
-struct FakeXen {
-    backed: BTreeSet<Pfn>,
-    /// PoD entries: mapped but not backed; decrease drops them.
-    pod: BTreeSet<Pfn>,
-    /// Pages Xen counts outside our RAM map.
-    extra_pages: u64,
-    host_free_pages: u64,
-    max_pages: u64,
-    /// Batches larger than this fail with E2BIG.
-    max_extents: usize,
-    /// Host memory is fragmented: order-9 populates fail with ENOMEM
-    /// (order 0 still works).
-    fragmented: bool,
-    /// Highest populate order Xen allows us (`max_order` for a domU);
-    /// above it populate does nothing and returns 0.
-    max_order: u32,
-    script: VecDeque<Inject>,
-    released: Vec<Pfn>,
-    decrease_calls: u64,
-    populate_calls: u64,
-    calls: Vec<Call>,
-    violations: Vec<String>,
-    /// Pages of an extent Xen stopped inside that it still backs (the
-    /// first half of that extent is gone): the driver quarantines the
-    /// whole extent as ballooned, so these are ballooned but backed, and a
-    /// later populate maps fresh pages over them (the old ones leak to
-    /// the domain, as in Xen).
-    stranded: BTreeSet<Pfn>,
-    leaked_pages: u64,
-}
-
-impl FakeXen {
-    fn new(backed: impl IntoIterator<Item = Pfn>, host_free_pages: u64) -> Self {
-        FakeXen {
-            backed: backed.into_iter().collect(),
-            host_free_pages,
-            max_pages: u64::MAX,
-            max_extents: MAX_BATCH_EXTENTS,
-            max_order: SUPERPAGE_ORDER,
-            ..Default::default()
-        }
-    }
-
-    /// Checks the call, then the extents Xen will look at (a prefix).
-    fn limit(&mut self, op: Op, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
-        self.calls.push((op, order, extents.len()));
-        if extents.len() > MAX_BATCH_EXTENTS {
-            self.violations.push("batch over 512".to_string());
-        }
-        if order != 0 && order != SUPERPAGE_ORDER {
-            self.violations.push(format!("order {order}"));
-        }
-        if let Some(p) = extents.iter().find(|&&p| p % (1 << order) != 0) {
-            self.violations
-                .push(format!("extent {p} not aligned to order {order}"));
-        }
-        if extents.len() > self.max_extents {
-            return Err(Errno::E2BIG);
-        }
-        match self.script.pop_front() {
-            None => Ok(extents.len()),
-            Some(Inject::Partial(k)) => Ok(k.min(extents.len())),
-            Some(Inject::Fail(e)) => Err(e),
-        }
-    }
-
-    fn mapped(&self, pfn: Pfn) -> bool {
-        self.backed.contains(&pfn) || self.pod.contains(&pfn)
-    }
-
-    /// Reservation calls of `op` and `order` made so far.
-    fn count(&self, op: Op, order: u32) -> usize {
-        self.calls
-            .iter()
-            .filter(|c| c.0 == op && c.1 == order)
-            .count()
-    }
-}
-
-impl MemoryOps for FakeXen {
-    fn decrease_reservation(&mut self, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
-        self.decrease_calls += 1;
-        let limit = self.limit(Op::Decrease, order, extents)?;
-        let n = 1u64 << order;
-        let mut done = 0;
-        for &start in &extents[..limit] {
-            // The driver only releases frames it holds: every frame of
-            // the extent must be mapped.
-            if !(start..start + n).all(|p| self.mapped(p)) {
-                self.violations
-                    .push(format!("decrease of unmapped frames in {start}/{order}"));
-                break;
-            }
-            for pfn in start..start + n {
-                if self.backed.remove(&pfn) {
-                    self.host_free_pages += 1;
-                } else {
-                    self.pod.remove(&pfn);
-                }
-                self.released.push(pfn);
-            }
-            done += 1;
-        }
-        // Like Xen, a partial multi-page result stops inside the next
-        // extent: its first half is already removed.
-        if order > 0 && done == limit && limit < extents.len() {
-            let start = extents[limit];
-            if (start..start + n).all(|p| self.mapped(p)) {
-                for pfn in start..start + n / 2 {
-                    if self.backed.remove(&pfn) {
-                        self.host_free_pages += 1;
-                    }
-                    self.released.push(pfn);
-                }
-                self.stranded.extend(start + n / 2..start + n);
-            }
-        }
-        Ok(done)
-    }
-
-    fn populate_physmap(&mut self, order: u32, extents: &[Pfn]) -> Result<usize, Errno> {
-        self.populate_calls += 1;
-        let limit = self.limit(Op::Populate, order, extents)?;
-        if order > self.max_order {
-            return Ok(0);
-        }
-        let n = 1u64 << order;
-        let no_memory = |x: &Self| x.host_free_pages < n || (order > 0 && x.fragmented);
-        let mut done = 0;
-        for &start in &extents[..limit] {
-            if (start..start + n).any(|p| self.mapped(p) && !self.stranded.contains(&p)) {
-                self.violations
-                    .push(format!("populate of a mapped gfn in {start}/{order}"));
-                break;
-            }
-            let tot = self.backed.len() as u64 + self.extra_pages;
-            if tot + n > self.max_pages || no_memory(self) {
-                break;
-            }
-            self.host_free_pages -= n;
-            for pfn in start..start + n {
-                if self.stranded.remove(&pfn) {
-                    // Mapped over: the old page stays the domain's.
-                    self.leaked_pages += 1;
-                }
-                self.backed.insert(pfn);
-            }
-            done += 1;
-        }
-        if done == 0 && limit > 0 && no_memory(self) {
-            return Err(Errno::ENOMEM);
-        }
-        Ok(done)
-    }
-
-    fn current_reservation(&mut self) -> Result<u64, Errno> {
-        Ok(self.backed.len() as u64 + self.extra_pages + self.leaked_pages)
-    }
-
-    fn maximum_reservation(&mut self) -> Result<u64, Errno> {
-        Ok(self.max_pages)
-    }
-}
+use crate::testing::fake_store::FakeStore;
+use crate::testing::fake_xen::{FakeXen, Inject, Op};
+use crate::xen::errno::Errno;
 
 #[derive(Debug, Default)]
 struct RecScrub(Vec<Pfn>);
 
 impl Scrubber for RecScrub {
-    fn scrub(&mut self, pfn: Pfn) {
+    fn scrub(
+        &mut self,
+        frames: &FrameAllocator<'_>,
+        pfn: Pfn,
+    ) -> Result<(), crate::mm::direct::DirectMapError> {
+        // The driver only scrubs frames it has taken.
+        assert_eq!(frames.state(pfn), Some(FrameState::Taken));
         self.0.push(pfn);
+        Ok(())
     }
 }
 
@@ -489,7 +311,7 @@ fn partial_decrease_returns_the_rest_unchanged() {
     assert_eq!(r.progress, Progress::Working);
     check(&fa, &mut xen, &BTreeSet::new());
     // The frames not released come back in the same order.
-    let next = fa.take_any_free_for_balloon().unwrap();
+    let next = fa.take_for_balloon().unwrap();
     assert_eq!(next.pfn, FRAMES - 101);
     fa.return_taken(next.pfn).unwrap();
     let r = settle(&mut b, &mut xen, &mut fa, &mut s, 0);
@@ -522,7 +344,7 @@ fn partial_superpage_decrease_quarantines_the_stopped_extent() {
     check(&fa, &mut xen, &BTreeSet::new());
     // The two blocks not tried are back in the same order.
     let next: Vec<Pfn> = (0..1024)
-        .map(|_| fa.take_any_free_for_balloon().unwrap().pfn)
+        .map(|_| fa.take_for_balloon().unwrap().pfn)
         .collect();
     assert_eq!(
         next,
@@ -881,40 +703,6 @@ fn target_parsing_is_strict_and_errors_change_nothing() {
     assert_eq!(before.toolstack_target_kib, 8000);
 }
 
-#[derive(Debug, Default)]
-struct FakeStore {
-    kv: BTreeMap<String, String>,
-    fail_on: Option<&'static str>,
-}
-
-impl crate::xen::xenstore::Store for FakeStore {
-    fn read(&mut self, path: &str) -> Result<String, XsError> {
-        self.kv
-            .get(path)
-            .cloned()
-            .ok_or(XsError::Remote(Errno::ENOENT))
-    }
-    fn write(&mut self, path: &str, value: &str) -> Result<(), XsError> {
-        if self.fail_on == Some(path) {
-            return Err(XsError::Remote(Errno::EACCES));
-        }
-        self.kv.insert(path.to_string(), value.to_string());
-        Ok(())
-    }
-    fn directory(&mut self, _: &str) -> Result<Vec<String>, XsError> {
-        Ok(Vec::new())
-    }
-    fn rm(&mut self, _: &str) -> Result<(), XsError> {
-        Ok(())
-    }
-    fn watch(&mut self, _: &str, _: &str) -> Result<(), XsError> {
-        Ok(())
-    }
-    fn unwatch(&mut self, _: &str, _: &str) -> Result<(), XsError> {
-        Ok(())
-    }
-}
-
 use crate::xen::xenstore::XsError;
 
 #[test]
@@ -928,8 +716,8 @@ fn publishes_status_outside_memory() {
     settle(&mut b, &mut xen, &mut fa, &mut s, 0);
     let st = b.status(fa.counts());
     let mut store = FakeStore {
-        fail_on: Some("data/meminfo_total"),
-        ..Default::default()
+        fail_write_path: Some("data/meminfo_total".to_string()),
+        ..FakeStore::default()
     };
     assert_eq!(
         publish(&mut store, &st),
@@ -946,7 +734,7 @@ fn publishes_status_outside_memory() {
         ("data/selfballoon/target", "4000".into()),
     ];
     let got: Vec<(&str, String)> = store
-        .kv
+        .nodes
         .iter()
         .map(|(k, v)| (k.as_str(), v.clone()))
         .collect();

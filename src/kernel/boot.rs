@@ -5,7 +5,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use crate::mm::frame::{FrameAllocator, FrameMeta};
+use crate::mm::direct::{DirectMap, IDENTITY_END_PFN};
+use crate::mm::frame::FrameAllocator;
 use crate::mm::heap::KernelHeap;
 use crate::mm::{Pfn, PfnRange, PAGE_SIZE};
 use crate::xen::start_info::{self, IdentityMapped, MemRange, StartInfo};
@@ -41,13 +42,10 @@ pub struct BootInfo {
 /// counted as committed kernel memory.
 pub const BOOT_PAGE_TABLE_PAGES: u64 = 8;
 
-/// Identity map of the boot page tables: the first 4 GiB.
-const IDENTITY_LIMIT: u64 = 4 << 30;
-
 fn identity() -> IdentityMapped {
     // SAFETY: boot/entry.S maps [0, 4 GiB) one-to-one and nothing writes
     // the boot data we read while we read it.
-    unsafe { IdentityMapped::new(IDENTITY_LIMIT) }
+    unsafe { IdentityMapped::new(IDENTITY_END_PFN * PAGE_SIZE) }
 }
 
 /// Reads the start info at `paddr` and the memory map (from the start info,
@@ -89,37 +87,22 @@ pub fn read_boot_info(paddr: u64, image: Image, have_xen: bool) -> Result<BootIn
     })
 }
 
-/// Finds `bytes` of RAM below the identity limit that overlap no boot
-/// data: page-aligned start.
-fn find_free_run(ram: &[PfnRange], boot: &BootData, bytes: u64) -> Option<u64> {
-    let pages = bytes.div_ceil(PAGE_SIZE);
-    for r in ram {
-        let mut pfn = r.start;
-        while pfn.checked_add(pages)? <= r.end() {
-            let start = pfn * PAGE_SIZE;
-            let end = start + pages * PAGE_SIZE;
-            if end > IDENTITY_LIMIT {
-                break;
-            }
-            match boot.ranges.iter().find(|&&(s, e)| s < end && start < e) {
-                None => return Some(start),
-                Some(&(_, e)) => pfn = e.div_ceil(PAGE_SIZE),
-            }
-        }
-    }
-    None
-}
-
-/// Builds the frame allocator over `info.ram` with its metadata in RAM,
-/// reserving boot data and the metadata itself.
-pub fn init_frames(info: &mut BootInfo) -> Result<FrameAllocator<'static>, String> {
+/// Makes the direct map and builds the frame allocator over `info.ram`
+/// (up to the end of the identity map) with its metadata carved from RAM
+/// nothing uses, reserving boot data and the metadata itself.
+pub fn init_frames(info: &mut BootInfo) -> Result<(DirectMap, FrameAllocator<'static>), String> {
+    // SAFETY: boot/entry.S maps [0, 4 GiB) one to one, writable, for good;
+    // `boot_data` lists the real-mode area, the kernel image (with its
+    // stacks and .bss) and every range the start info names (modules,
+    // command line, the start info itself, the memory map); this is the
+    // only DirectMap the kernel makes (init_frames runs once, from main).
+    let mut direct = unsafe { DirectMap::new(IDENTITY_END_PFN, &info.boot_data.ranges) };
     // Only RAM the boot page tables map is managed.
     let ram: Vec<PfnRange> = info
         .ram
         .iter()
         .filter_map(|r| {
-            let limit = IDENTITY_LIMIT / PAGE_SIZE;
-            let end = r.end().min(limit);
+            let end = r.end().min(direct.end_pfn());
             (end > r.start).then(|| PfnRange {
                 start: r.start,
                 count: end - r.start,
@@ -127,22 +110,10 @@ pub fn init_frames(info: &mut BootInfo) -> Result<FrameAllocator<'static>, Strin
         })
         .collect();
     let (base, frames) = FrameAllocator::window_for(&ram);
-    let meta_bytes = frames * core::mem::size_of::<FrameMeta>() as u64;
-    let meta_paddr = find_free_run(&ram, &info.boot_data, meta_bytes)
-        .ok_or_else(|| alloc::format!("no room for {meta_bytes} bytes of frame metadata"))?;
-    info.boot_data.add(meta_paddr, meta_bytes);
-    // SAFETY: [meta_paddr, +meta_bytes) is RAM, identity mapped, overlaps
-    // no boot data, the kernel image or anything else in use (checked by
-    // find_free_run), and is reserved in the allocator below so nothing
-    // will ever reuse it; FrameMeta is plain data, and the slice is
-    // initialised by FrameAllocator::new before any read.
-    let meta: &'static mut [FrameMeta] = unsafe {
-        let p = meta_paddr as *mut FrameMeta;
-        for i in 0..frames as usize {
-            p.add(i).write(FrameMeta::ABSENT);
-        }
-        core::slice::from_raw_parts_mut(p, frames as usize)
-    };
+    let (meta, (meta_start, meta_end)) = direct
+        .carve_frame_meta(&ram, frames)
+        .ok_or_else(|| alloc::format!("no room for the metadata of {frames} frames"))?;
+    info.boot_data.add(meta_start, meta_end - meta_start);
     let mut fa =
         FrameAllocator::new(meta, base, &ram).map_err(|e| alloc::format!("frames: {e}"))?;
     for &(s, e) in &info.boot_data.ranges {
@@ -151,22 +122,19 @@ pub fn init_frames(info: &mut BootInfo) -> Result<FrameAllocator<'static>, Strin
         // Ranges outside RAM (e.g. the low MiB's holes) are fine to skip.
         let _ = fa.reserve_range(first, last - first);
     }
-    Ok(fa)
+    Ok((direct, fa))
 }
 
-/// Takes `pages` contiguous frames for the heap.
+/// Claims `pages` contiguous frames for the heap, for good.
 pub fn grow_heap(
+    direct: &mut DirectMap,
     frames: &mut FrameAllocator<'static>,
     heap: &KernelHeap,
     pages: u64,
 ) -> Result<(), String> {
-    let pfn = frames
-        .alloc_contiguous(pages, 1)
-        .ok_or_else(|| alloc::format!("no {pages} contiguous frames for the heap"))?;
-    // SAFETY: the frames were just allocated for us alone, are identity
-    // mapped RAM, and are never freed (the heap keeps them for good).
-    unsafe {
-        heap.add_region((pfn * PAGE_SIZE) as *mut u8, (pages * PAGE_SIZE) as usize)
-            .map_err(|e| alloc::format!("heap region: {e:?}"))
-    }
+    let claimed = direct
+        .claim(frames, pages, 1)
+        .map_err(|e| alloc::format!("{pages} frames for the heap: {e}"))?;
+    heap.add_frames(claimed)
+        .map_err(|e| alloc::format!("heap region: {e:?}"))
 }

@@ -73,9 +73,7 @@ impl Sinks {
 
     fn flush_e9(&mut self) {
         if self.e9_len > 0 {
-            // SAFETY: port 0xe9 is Xen's/QEMU's debug console port;
-            // writing it only emits characters.
-            unsafe { cpu::outsb(0xe9, &self.e9_buf[..self.e9_len]) };
+            cpu::debugcon_write(&self.e9_buf[..self.e9_len]);
             self.e9_len = 0;
         }
     }

@@ -51,9 +51,7 @@ pub fn set_exit(exit: &'static dyn Exit) {
 /// Writes to QEMU's isa-debug-exit device. Without the device the write is
 /// ignored and the caller goes on to its next way out.
 pub fn qemu_debug_exit(result: TestResult) {
-    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (or nothing); the
-    // write has no effect on memory.
-    unsafe { cpu::outl(0xf4, result.debug_exit_value()) };
+    cpu::qemu_debug_exit(result.debug_exit_value());
 }
 
 /// Ends the run with `result`: the installed exit path, else QEMU's debug

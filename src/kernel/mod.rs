@@ -6,6 +6,7 @@ pub mod console;
 pub mod exit;
 pub mod platform;
 pub mod run;
+pub mod runtime;
 pub mod selftest;
 pub mod store;
 
@@ -13,6 +14,7 @@ use alloc::string::String;
 
 use crate::arch::x86_64::{gdt, idt, trap};
 use crate::cmdline::{self, KernelArgs};
+use crate::mm::direct::DirectMap;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::heap::KernelHeap;
 use crate::xen::hypercall::{self, XenCpuid};
@@ -47,21 +49,14 @@ pub struct Kernel {
     pub xen: Option<XenCpuid>,
     pub args: KernelArgs,
     pub boot: boot::BootInfo,
+    /// The only way to a frame's bytes.
+    pub direct: DirectMap,
     pub frames: FrameAllocator<'static>,
     pub heap: &'static KernelHeap,
     pub events: Option<platform::Events>,
     pub store: Option<store::XenStore>,
     pub image: Image,
 }
-
-/// Initial heap, before the frame allocator exists: enough to parse the
-/// start info and memory map.
-const BOOT_HEAP_BYTES: usize = 256 * 1024;
-
-#[repr(C, align(4096))]
-struct BootHeap([u8; BOOT_HEAP_BYTES]);
-
-static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_BYTES]);
 
 /// Heap taken from the frame allocator at boot, in pages (4 MiB).
 const HEAP_PAGES: u64 = 1024;
@@ -118,10 +113,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
     trap::set_fatal_hook(exit::fatal_trap);
     trap::set_breakpoint_hook(selftest::on_breakpoint);
 
-    let boot_heap = core::ptr::addr_of_mut!(BOOT_HEAP) as *mut u8;
-    // SAFETY: BOOT_HEAP is a static region used by nothing else, handed
-    // to the heap once, here.
-    if let Err(e) = unsafe { heap.add_region(boot_heap, BOOT_HEAP_BYTES) } {
+    if let Err(e) = heap.add_boot_region() {
         fail_boot("boot heap", &alloc::format!("{e:?}"));
     }
 
@@ -163,11 +155,11 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         log::info!("xen: {maj}.{min} (cpuid base {:#x})", x.base);
     }
 
-    let mut frames = match boot::init_frames(&mut info) {
+    let (mut direct, mut frames) = match boot::init_frames(&mut info) {
         Ok(f) => f,
         Err(e) => fail_boot("frames", &e),
     };
-    if let Err(e) = boot::grow_heap(&mut frames, heap, HEAP_PAGES) {
+    if let Err(e) = boot::grow_heap(&mut direct, &mut frames, heap, HEAP_PAGES) {
         fail_boot("heap", &e);
     }
     let c = frames.counts();
@@ -190,6 +182,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         xen,
         args: parsed.args,
         boot: info,
+        direct,
         frames,
         heap,
         events: None,
@@ -212,21 +205,18 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         crate::println!("Test result: {}", r.as_str());
         exit::finish(r)
     }
-    run::run(&mut k)
+    run::run(k)
 }
 
 impl Kernel {
     /// Shared info, events, timer; for a domU also the PV console and
     /// xenstore.
     fn init_xen(&mut self) -> Result<(), String> {
-        let pfn = self
-            .frames
-            .alloc()
-            .ok_or_else(|| String::from("no frame for shared info"))?;
-        // SAFETY: `pfn` was just allocated for this and is never freed; the
-        // IDT is loaded.
-        let ev =
-            unsafe { platform::init_events(pfn) }.map_err(|e| alloc::format!("events: {e}"))?;
+        let page = self
+            .direct
+            .claim(&mut self.frames, 1, 1)
+            .map_err(|e| alloc::format!("a frame for shared info: {e}"))?;
+        let ev = platform::init_events(page).map_err(|e| alloc::format!("events: {e}"))?;
         console::set_clock(crate::xen::time::now_ns);
         log::info!(
             "events: callback vector {:#x}, timer port {}",
@@ -244,7 +234,7 @@ impl Kernel {
             log::debug!("HVM_PARAM_TRIPLE_FAULT_REASON: {e}");
         }
         if self.role == Role::DomU {
-            match store::init_console(&mut self.frames) {
+            match store::init_console(&mut self.direct, &mut self.frames) {
                 Ok(()) => {
                     // Xen's console (0xe9, `xl dmesg`) is shared by every
                     // domain and each byte costs an exit: keep it for what
@@ -255,7 +245,7 @@ impl Kernel {
                 }
                 Err(e) => log::warn!("console: no PV ring: {e}"),
             }
-            match store::connect(ev, &mut self.frames) {
+            match store::connect(ev, &mut self.direct, &mut self.frames) {
                 Ok(s) => self.store = Some(s),
                 Err(e) => log::warn!("xenstore: unavailable: {e}"),
             }
@@ -268,16 +258,9 @@ impl Kernel {
 fn crash(kind: cmdline::CrashKind) {
     log::warn!("crash={kind:?} requested");
     match kind {
-        cmdline::CrashKind::PageFault => {
-            // Above the 4 GiB the boot page tables map.
-            let p = (8u64 << 30) as *const u64;
-            // SAFETY: not sound on purpose: the read faults (#PF) and the
-            // trap handler ends the kernel; it never returns here.
-            let v = unsafe { p.read_volatile() };
-            log::error!("read {v:#x} from an unmapped address?");
-        }
-        // SAFETY: ud2 raises #UD, which is fatal and never returns.
-        cmdline::CrashKind::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
+        // Above the 4 GiB the boot page tables map.
+        cmdline::CrashKind::PageFault => crate::arch::x86_64::cpu::fault_on_unmapped(8 << 30),
+        cmdline::CrashKind::InvalidOpcode => crate::arch::x86_64::cpu::invalid_opcode(),
         cmdline::CrashKind::Panic => panic!("crash=panic requested"),
         cmdline::CrashKind::StackOverflow => {
             let depth = recurse(core::hint::black_box(0));

@@ -3,8 +3,8 @@
 //! blocking wait on events with a deadline.
 
 use crate::arch::x86_64::trap;
-use crate::mm::Pfn;
-use crate::xen::abi::{self, shared_info};
+use crate::mm::direct::ClaimedFrames;
+use crate::xen::abi;
 use crate::xen::errno::Errno;
 use crate::xen::events::{self, Port};
 use crate::xen::{calls, time};
@@ -18,21 +18,11 @@ pub struct Events {
     pub timer_port: Port,
 }
 
-/// Maps shared info at `pfn` (a frame we own and give up to it), installs
-/// the upcall handler and callback vector, and binds VIRQ_TIMER.
-///
-/// # Safety
-/// `pfn` must be a free, identity-mapped RAM frame owned by the caller and
-/// never used for anything else afterwards; the IDT must be loaded.
-pub unsafe fn init_events(pfn: Pfn) -> Result<Events, Errno> {
-    calls::map_shared_info(pfn)?;
-    let ptr = (pfn << 12) as *mut shared_info;
-    // SAFETY: Xen now backs `pfn` with the shared-info page; the identity
-    // map makes its address `pfn << 12`; it stays mapped forever.
-    unsafe { events::set_shared_info(ptr) };
-    // HVM guests ignore the PV upcall mask, but clear it for clarity.
-    // SAFETY: vcpu 0's mask byte in the mapped page.
-    unsafe { core::ptr::addr_of_mut!((*ptr).vcpu_info[0].evtchn_upcall_mask).write_volatile(0) };
+/// Maps shared info over `page` (a frame claimed for it), installs the
+/// upcall handler and callback vector, and binds VIRQ_TIMER. The IDT must
+/// be loaded (it is, before anything Xen-related starts).
+pub fn init_events(page: ClaimedFrames) -> Result<Events, Errno> {
+    events::map_shared_info(page)?;
     trap::set_irq_handler(CALLBACK_VECTOR, events::upcall);
     calls::set_callback_vector(CALLBACK_VECTOR)?;
     let timer_port = calls::bind_virq(abi::VIRQ_TIMER, 0)?;

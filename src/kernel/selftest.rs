@@ -9,7 +9,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::{self, TrapFrame};
-use crate::mm::PAGE_SIZE;
+use crate::mm::direct::PhysPages;
 use crate::xen::ops::MemoryOps;
 use crate::xen::xenstore::Store;
 use crate::xen::{abi, calls, events, time};
@@ -182,9 +182,7 @@ fn start_info(k: &Kernel) -> Outcome {
 
 fn traps() -> Outcome {
     let before = BREAKPOINTS.load(Ordering::Relaxed);
-    // SAFETY: int3 raises #BP, whose handler (on_breakpoint, on an IST
-    // stack) counts and returns to the next instruction.
-    unsafe { core::arch::asm!("int3") };
+    trap::breakpoint();
     let after = BREAKPOINTS.load(Ordering::Relaxed);
     check(
         after == before + 1,
@@ -202,9 +200,7 @@ static NEST_RUNS: AtomicU64 = AtomicU64::new(0);
 fn nest_once(_vector: u8) {
     NEST_RUNS.fetch_add(1, Ordering::Relaxed);
     if NEST_DEPTH.fetch_add(1, Ordering::Relaxed) == 0 {
-        // SAFETY: `int` into our own IDT gate; the handler returns (to
-        // idle_resume, rebuilt by trap_dispatch).
-        unsafe { core::arch::asm!("int {v}", v = const trap::SELFTEST_VECTOR) };
+        trap::raise_selftest_vector();
         // Not reached: the nested delivery resumes the idle context.
         NEST_RUNS.fetch_add(100, Ordering::Relaxed);
     }
@@ -261,17 +257,20 @@ fn frames(k: &mut Kernel) -> Outcome {
             None => return Outcome::Fail(String::from("alloc failed")),
         }
     }
-    // Write and read back through the identity map.
-    for &p in &got {
-        let ptr = (p * PAGE_SIZE) as *mut u64;
-        // SAFETY: the frame was just allocated to us and is identity
-        // mapped RAM.
-        unsafe { ptr.write_volatile(p ^ 0x5a5a) };
-    }
+    // Write and read back through the direct map.
     let mut bad = 0;
     for &p in &got {
-        // SAFETY: as above.
-        if unsafe { ((p * PAGE_SIZE) as *const u64).read_volatile() } != p ^ 0x5a5a {
+        match k.direct.page_mut(&k.frames, p) {
+            Ok(page) => page[..8].copy_from_slice(&(p ^ 0x5a5a).to_le_bytes()),
+            Err(_) => bad += 1,
+        }
+    }
+    for &p in &got {
+        let ok = k
+            .direct
+            .page_mut(&k.frames, p)
+            .is_ok_and(|page| page[..8] == (p ^ 0x5a5a).to_le_bytes());
+        if !ok {
             bad += 1;
         }
     }
@@ -362,14 +361,13 @@ fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
         }
     }
     for &p in &pfns {
-        // SAFETY: allocated to us, identity mapped. Dirty the page, then
-        // scrub it as the balloon driver does: Xen does not scrub pages a
-        // live domain frees (public/memory.h leaves that to the guest), so
-        // unscrubbed pages would come back, to us or to another domain,
-        // with our data in them.
-        unsafe {
-            core::ptr::write_bytes((p * PAGE_SIZE) as *mut u8, 0xa5, PAGE_SIZE as usize);
-            core::ptr::write_bytes((p * PAGE_SIZE) as *mut u8, 0, PAGE_SIZE as usize);
+        // Dirty the page, then scrub it as the balloon driver does: Xen
+        // does not scrub pages a live domain frees (public/memory.h leaves
+        // that to the guest), so unscrubbed pages would come back, to us or
+        // to another domain, with our data in them.
+        if let Ok(page) = k.direct.page_mut(&k.frames, p) {
+            page.fill(0xa5);
+            page.fill(0);
         }
     }
     let t0 = time::now_ns();
@@ -385,12 +383,12 @@ fn balloon_roundtrip(k: &mut Kernel) -> Outcome {
     let after = m.current_reservation();
     let mut nonzero = 0usize;
     if let Ok(n) = populated {
-        for &p in &pfns[..n] {
-            // SAFETY: repopulated, identity mapped, ours.
-            let page = unsafe {
-                core::slice::from_raw_parts((p * PAGE_SIZE) as *const u8, PAGE_SIZE as usize)
-            };
-            if page.iter().any(|&b| b != 0) {
+        for &p in pfns.iter().take(n) {
+            let dirty = k
+                .direct
+                .page_mut(&k.frames, p)
+                .map_or(true, |page| page.iter().any(|&b| b != 0));
+            if dirty {
                 nonzero += 1;
             }
         }
@@ -471,14 +469,7 @@ fn evtchn() -> Outcome {
 
 fn tmem_probe() -> Outcome {
     let mut op = abi::tmem_op::new_pool([0, 0], abi::tmem_pool_flags(abi::TMEM_POOL_PERSIST));
-    // SAFETY: a valid tmem_op; Xen >= 4.13 does not look at it.
-    let r = unsafe {
-        crate::xen::hypercall::hypercall2(
-            crate::xen::hypercall::nr::TMEM_OP,
-            &mut op as *mut _ as u64,
-            0,
-        )
-    };
+    let r = calls::tmem_op(&mut op);
     match r {
         Err(e) if e == crate::xen::errno::Errno::ENOSYS => Outcome::Pass(String::from(
             "tmem absent (ENOSYS): in-guest pool will be used",

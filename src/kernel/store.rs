@@ -4,8 +4,9 @@
 
 use alloc::string::String;
 
-use crate::mm::frame::{FrameAllocator, FrameState};
-use crate::xen::abi::{self, xencons_interface, xenstore_domain_interface};
+use crate::mm::direct::{ClaimedFrames, DirectMap};
+use crate::mm::frame::FrameAllocator;
+use crate::xen::abi;
 use crate::xen::calls;
 use crate::xen::console::PvConsole;
 use crate::xen::events::{self, Port};
@@ -17,43 +18,32 @@ use crate::xen::xenstore::XsError;
 
 use super::platform::{self, Events, Wake};
 
-/// Highest pfn we accept from Xen for a special page: the boot page
-/// tables identity-map 4 GiB.
-const MAX_SPECIAL_PFN: u64 = (4u64 << 30) >> 12;
-
+/// The frame and event channel of a special page, from its HVM params.
 fn special_page(pfn_param: u32, evtchn_param: u32) -> Result<(u64, Port), String> {
     let pfn = calls::hvm_get_param(pfn_param).map_err(|e| alloc::format!("pfn param: {e}"))?;
     let port =
         calls::hvm_get_param(evtchn_param).map_err(|e| alloc::format!("evtchn param: {e}"))?;
-    if pfn == 0 || pfn >= MAX_SPECIAL_PFN {
-        return Err(alloc::format!("page pfn {pfn:#x} not usable"));
-    }
     let port = events::valid_port(port).map_err(|_| alloc::format!("bad port {port}"))?;
-    Ok((pfn << 12, port))
+    Ok((pfn, port))
 }
 
-/// Keeps a special page out of the frame allocator's hands: a toolstack
-/// or memory map that shows it as RAM must not let the balloon release it
-/// or the workload overwrite it.
-fn reserve(frames: &mut FrameAllocator<'_>, paddr: u64) -> Result<(), String> {
-    let pfn = paddr >> 12;
-    match frames.state(pfn) {
-        None | Some(FrameState::Absent | FrameState::Reserved) => Ok(()),
-        Some(FrameState::Free) => frames
-            .reserve_range(pfn, 1)
-            .map(|_| ())
-            .map_err(|e| alloc::format!("reserve special page {pfn:#x}: {e}")),
-        Some(s) => Err(alloc::format!("special page {pfn:#x} is {s:?}")),
-    }
+/// Claims a special page: a toolstack or memory map that shows it as RAM
+/// must not let the balloon release it or the workload overwrite it, and
+/// it must lie in the direct map (see [`DirectMap::claim_xen_page`]).
+fn claim(
+    direct: &mut DirectMap,
+    frames: &mut FrameAllocator<'_>,
+    pfn: u64,
+) -> Result<ClaimedFrames, String> {
+    direct
+        .claim_xen_page(frames, pfn)
+        .map_err(|e| alloc::format!("special page: {e}"))
 }
 
 /// Attaches the PV console ring as a console sink.
-pub fn init_console(frames: &mut FrameAllocator<'_>) -> Result<(), String> {
-    let (paddr, port) = special_page(abi::HVM_PARAM_CONSOLE_PFN, abi::HVM_PARAM_CONSOLE_EVTCHN)?;
-    reserve(frames, paddr)?;
-    // SAFETY: the page is the console page Xen gave this domain, identity
-    // mapped below 4 GiB (checked), and only this PvConsole touches it.
-    let c = unsafe { PvConsole::new(paddr as *mut xencons_interface, port) };
+pub fn init_console(direct: &mut DirectMap, frames: &mut FrameAllocator<'_>) -> Result<(), String> {
+    let (pfn, port) = special_page(abi::HVM_PARAM_CONSOLE_PFN, abi::HVM_PARAM_CONSOLE_EVTCHN)?;
+    let c = PvConsole::new(claim(direct, frames, pfn)?, port);
     // The console lives for the rest of the kernel's life.
     let console: &'static mut PvConsole = alloc::boxed::Box::leak(alloc::boxed::Box::new(c));
     super::console::add_sink(console);
@@ -95,12 +85,13 @@ pub fn store_port(s: &mut XenStore) -> Port {
 }
 
 /// Connects to xenstore through HVM_PARAM_STORE_PFN/EVTCHN.
-pub fn connect(ev: Events, frames: &mut FrameAllocator<'_>) -> Result<XenStore, String> {
-    let (paddr, port) = special_page(abi::HVM_PARAM_STORE_PFN, abi::HVM_PARAM_STORE_EVTCHN)?;
-    reserve(frames, paddr)?;
-    // SAFETY: the page is the xenstore ring page Xen gave this domain,
-    // identity mapped (checked below 4 GiB), and only this client uses it.
-    let page = unsafe { VolatilePage::new(paddr as *mut xenstore_domain_interface) };
+pub fn connect(
+    ev: Events,
+    direct: &mut DirectMap,
+    frames: &mut FrameAllocator<'_>,
+) -> Result<XenStore, String> {
+    let (pfn, port) = special_page(abi::HVM_PARAM_STORE_PFN, abi::HVM_PARAM_STORE_EVTCHN)?;
+    let page = VolatilePage::from_claimed(claim(direct, frames, pfn)?);
     let _ = calls::evtchn_unmask(port);
     Ok(XenstoreClient::new(page, StoreWaiter { events: ev, port }))
 }

@@ -10,11 +10,24 @@
 
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use linked_list_allocator::Heap;
 use spin::Mutex;
 
+use super::direct::ClaimedFrames;
 use crate::arch::x86_64::cpu;
+
+/// The first heap region, before the frame allocator exists: enough to
+/// parse the start info and memory map.
+pub const BOOT_HEAP_BYTES: usize = 256 * 1024;
+
+#[repr(C, align(4096))]
+struct BootHeap([u8; BOOT_HEAP_BYTES]);
+
+static mut BOOT_HEAP: BootHeap = BootHeap([0; BOOT_HEAP_BYTES]);
+/// Set once the boot region has been handed to a heap.
+static BOOT_HEAP_GIVEN: AtomicBool = AtomicBool::new(false);
 
 /// Most regions the heap can have.
 pub const MAX_REGIONS: usize = 16;
@@ -56,6 +69,8 @@ pub enum HeapError {
     TooManyRegions,
     /// The region is too small to hold the allocator's bookkeeping.
     TooSmall,
+    /// The boot region was given before.
+    Given,
 }
 
 impl KernelHeap {
@@ -67,13 +82,34 @@ impl KernelHeap {
         }
     }
 
+    /// Gives the heap the static boot region (once; later calls fail with
+    /// [`HeapError::Given`]).
+    pub fn add_boot_region(&self) -> Result<(), HeapError> {
+        if BOOT_HEAP_GIVEN.swap(true, Ordering::AcqRel) {
+            return Err(HeapError::Given);
+        }
+        let start = core::ptr::addr_of_mut!(BOOT_HEAP) as *mut u8;
+        // SAFETY: BOOT_HEAP is a static used by nothing but this function,
+        // which hands it to a heap at most once (the flag above).
+        unsafe { self.add_region(start, BOOT_HEAP_BYTES) }
+    }
+
+    /// Gives the heap frames claimed for it from the frame allocator.
+    pub fn add_frames(&self, frames: ClaimedFrames) -> Result<(), HeapError> {
+        let (start, len) = (frames.as_mut_ptr::<u8>(), frames.len_bytes());
+        // SAFETY: claimed frames are identity-mapped RAM that nothing else
+        // uses, for good (the `ClaimedFrames` guarantee); the token is
+        // consumed here, so they are given once.
+        unsafe { self.add_region(start, len) }
+    }
+
     /// Gives the heap `size` bytes at `start`.
     ///
     /// # Safety
     /// The range must be mapped, writable, not overlap any other region,
     /// be unused by anything else for the rest of the kernel's life, and
     /// may only be given once.
-    pub unsafe fn add_region(&self, start: *mut u8, size: usize) -> Result<(), HeapError> {
+    unsafe fn add_region(&self, start: *mut u8, size: usize) -> Result<(), HeapError> {
         if size < 4096 {
             return Err(HeapError::TooSmall);
         }

@@ -1,5 +1,6 @@
-//! Memory management: physical frames, the kernel heap, page tables.
+//! Memory management: physical frames, the direct map, the kernel heap.
 
+pub mod direct;
 pub mod frame;
 pub mod heap;
 

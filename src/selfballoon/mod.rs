@@ -15,6 +15,8 @@
 //! - [`controller`]: ties them together per tick and produces the status.
 //! - [`xs`]: reads tunables from and publishes status to xenstore.
 
+#![forbid(unsafe_code)]
+
 pub mod controller;
 pub mod frontswap;
 pub mod mode;

@@ -179,20 +179,7 @@ impl fmt::Display for Rejection {
     }
 }
 
-/// Makes an untrusted string safe to log and to write to xenstore: control
-/// characters (NUL, newline, ...) become `'?'`, and the result is cut at a
-/// character boundary to at most `max_bytes` bytes.
-pub fn sanitize(s: &str, max_bytes: usize) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        let c = if c.is_control() { '?' } else { c };
-        if out.len() + c.len_utf8() > max_bytes {
-            break;
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::parse::sanitize;
 
 /// What to do with the tick timer after a change.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -147,21 +147,18 @@ mod tests {
     use crate::selfballoon::policy::TickInput;
     use crate::selfballoon::tunables::{RejectReason, Tunables};
     use alloc::string::ToString;
-    use alloc::vec::Vec;
 
     const TUN: &str = "/local/domain/3/memory/selfballoon";
     const STAT: &str = "/local/domain/3/data/selfballoon";
 
-    /// A BTreeMap-backed xenstore that can fail chosen paths.
-    #[derive(Default)]
-    struct FakeStore {
-        nodes: BTreeMap<String, String>,
-        watches: Vec<(String, String)>,
-        fail_read: Option<(String, XsError)>,
-        fail_writes: bool,
+    use crate::testing::fake_store::FakeStore;
+
+    trait XsFake {
+        fn set(&mut self, key: &str, v: &str);
+        fn status(&self, key: &str) -> Option<&str>;
     }
 
-    impl FakeStore {
+    impl XsFake for FakeStore {
         fn set(&mut self, key: &str, v: &str) {
             self.nodes.insert(format!("{TUN}/{key}"), v.to_string());
         }
@@ -170,47 +167,12 @@ mod tests {
         }
     }
 
-    impl Store for FakeStore {
-        fn read(&mut self, path: &str) -> Result<String, XsError> {
-            if let Some((p, e)) = &self.fail_read {
-                if p == path {
-                    return Err(*e);
-                }
-            }
-            self.nodes
-                .get(path)
-                .cloned()
-                .ok_or(XsError::Remote(Errno::ENOENT))
-        }
-        fn write(&mut self, path: &str, value: &str) -> Result<(), XsError> {
-            if self.fail_writes {
-                return Err(XsError::Remote(Errno::EACCES));
-            }
-            if path.contains("/memory/") {
-                return Err(XsError::Remote(Errno::EACCES));
-            }
-            self.nodes.insert(path.to_string(), value.to_string());
-            Ok(())
-        }
-        fn directory(&mut self, _path: &str) -> Result<Vec<String>, XsError> {
-            Err(XsError::Unavailable)
-        }
-        fn rm(&mut self, path: &str) -> Result<(), XsError> {
-            self.nodes.remove(path);
-            Ok(())
-        }
-        fn watch(&mut self, path: &str, token: &str) -> Result<(), XsError> {
-            self.watches.push((path.to_string(), token.to_string()));
-            Ok(())
-        }
-        fn unwatch(&mut self, _path: &str, _token: &str) -> Result<(), XsError> {
-            Ok(())
-        }
-    }
-
     fn setup() -> (FakeStore, XsGlue, Controller) {
         (
-            FakeStore::default(),
+            FakeStore {
+                read_only: Some("/memory/"),
+                ..FakeStore::default()
+            },
             XsGlue::new(TUN, &format!("{STAT}/")),
             Controller::new(Tunables::default()),
         )

@@ -6,6 +6,8 @@
 //! - [`engine`]: runs a spec against frames from a [`PageSource`].
 //! - [`pattern`]: the self-describing, verifiable page content.
 
+#![forbid(unsafe_code)]
+
 pub mod engine;
 pub mod pattern;
 pub mod spec;

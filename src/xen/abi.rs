@@ -586,12 +586,13 @@ impl fmt::Debug for tmem_op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("tmem_op");
         d.field("cmd", &self.cmd).field("pool_id", &self.pool_id);
-        // SAFETY: both union variants are plain integers, so every bit
-        // pattern is valid for either; the command says which one is
-        // meant.
+        // Both union variants are plain integers, so every bit pattern is
+        // valid for either; the command says which one is meant.
         if self.cmd == TMEM_NEW_POOL {
+            // SAFETY: see above: any bits are a valid `creat`.
             d.field("creat", unsafe { &self.u.creat });
         } else {
+            // SAFETY: see above: any bits are a valid `gen`.
             d.field("gen", unsafe { &self.u.gen });
         }
         d.finish()

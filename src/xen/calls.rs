@@ -124,6 +124,15 @@ pub fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
     Ok(())
 }
 
+/// HYPERVISOR_tmem_op (hypercall 38): one `tmem_op`, which Xen may write
+/// back. Xen >= 4.13 has no tmem and answers ENOSYS without reading it.
+pub fn tmem_op(op: &mut abi::tmem_op) -> Result<u64, Errno> {
+    // SAFETY: `op` is a valid, exclusively borrowed tmem_op that lives
+    // across the call; Xen reads and writes only its 56 bytes (layout
+    // tested in abi.rs).
+    unsafe { hypercall2(nr::TMEM_OP, op as *mut abi::tmem_op as u64, 0) }
+}
+
 /// The real [`MemoryOps`]: reservation hypercalls on DOMID_SELF.
 #[derive(Debug, Default)]
 pub struct XenMemory {

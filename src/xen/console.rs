@@ -11,6 +11,7 @@
 use core::ptr::{addr_of, addr_of_mut};
 use core::sync::atomic::{fence, Ordering};
 
+use crate::mm::direct::ClaimedFrames;
 use crate::xen::abi::xencons_interface;
 use crate::xen::calls;
 use crate::xen::events::Port;
@@ -31,22 +32,20 @@ pub struct PvConsole {
 unsafe impl Send for PvConsole {}
 
 impl PvConsole {
-    /// Wraps the console page mapped at `page` with event channel `port`.
-    ///
-    /// # Safety
-    /// `page` must be the identity-mapped console page Xen set up for this
-    /// domain (HVM_PARAM_CONSOLE_PFN), mapped for the kernel's lifetime and
-    /// used by nothing else in the kernel.
-    pub unsafe fn new(page: *mut xencons_interface, port: Port) -> PvConsole {
+    /// Wraps the console page Xen set up for this domain
+    /// (HVM_PARAM_CONSOLE_PFN), claimed from the direct map, with event
+    /// channel `port`. The console keeps the page for good.
+    pub fn new(page: ClaimedFrames, port: Port) -> PvConsole {
+        let ptr = page.into_permanent::<xencons_interface>();
         PvConsole {
-            page,
+            page: ptr,
             port,
             dropped: 0,
         }
     }
 
     fn out_cons(&self) -> u32 {
-        // SAFETY: the page is valid (constructor contract); volatile because
+        // SAFETY: the page is valid (a claimed page, see `new`); volatile because
         // the peer updates it.
         unsafe { addr_of!((*self.page).out_cons).read_volatile() }
     }

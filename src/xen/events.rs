@@ -11,6 +11,7 @@ use core::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use xen_sys::shared_info;
 
+use crate::mm::direct::ClaimedFrames;
 use crate::xen::errno::Errno;
 
 /// An event channel port.
@@ -34,6 +35,23 @@ pub unsafe fn set_shared_info(shared: *mut shared_info) {
     SHARED.store(shared, Ordering::Release);
 }
 
+/// Asks Xen to place the shared-info page over the claimed frame
+/// (XENMAPSPACE_shared_info) and publishes it to the upcall handler.
+pub fn map_shared_info(page: ClaimedFrames) -> Result<(), Errno> {
+    super::calls::map_shared_info(page.pfn())?;
+    // The claimed frame holds shared info for good.
+    let ptr = page.into_permanent::<shared_info>();
+    // SAFETY: Xen backs the claimed frame with shared info from now on;
+    // the identity map addresses it at `ptr`; the frame is ours alone for
+    // good (ClaimedFrames, consumed above).
+    unsafe { set_shared_info(ptr) };
+    // HVM guests ignore the PV upcall mask, but clear it for clarity.
+    // SAFETY: vcpu 0's mask byte in the page just published; a raw
+    // projection, no reference is made.
+    unsafe { core::ptr::addr_of_mut!((*ptr).vcpu_info[0].evtchn_upcall_mask).write_volatile(0) };
+    Ok(())
+}
+
 /// The shared-info page, once mapped.
 pub fn shared_info_ptr() -> Option<*mut shared_info> {
     let p = SHARED.load(Ordering::Acquire);
@@ -51,7 +69,7 @@ fn word(p: *mut u64) -> &'static AtomicU64 {
 pub fn upcall(_vector: u8) {
     let Some(sh) = shared_info_ptr() else { return };
     UPCALLS.fetch_add(1, Ordering::Relaxed);
-    // SAFETY (for the raw field projections below): `sh` is the live
+    // SAFETY: (for the raw field projections below) `sh` is the live
     // shared-info page; addr_of_mut! creates no references.
     let vcpu0 = unsafe { core::ptr::addr_of_mut!((*sh).vcpu_info[0]) };
     loop {

@@ -122,3 +122,39 @@ pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
 pub fn relax() {
     core::hint::spin_loop();
 }
+
+/// Writes `bytes` to the debug console port 0xe9 (Xen's and QEMU's), one
+/// `rep outsb` (one exit) for the lot.
+pub fn debugcon_write(bytes: &[u8]) {
+    // SAFETY: port 0xe9 is the debug console (or nothing): writing it has
+    // no effect on memory or on any device the kernel drives.
+    unsafe { outsb(0xe9, bytes) }
+}
+
+/// Writes `value` to QEMU's isa-debug-exit device at port 0xf4, which ends
+/// QEMU with exit code `value * 2 + 1`; without the device nothing happens.
+pub fn qemu_debug_exit(value: u32) {
+    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (or nothing); the
+    // write has no effect on memory.
+    unsafe { outl(0xf4, value) }
+}
+
+/// Raises #UD on purpose (`crash=ud`). The fatal trap handler ends the
+/// kernel, so this never returns.
+pub fn invalid_opcode() -> ! {
+    // SAFETY: ud2 touches no memory; #UD is fatal (trap.rs) and does not
+    // return here.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}
+
+/// Reads the u64 at virtual address `addr`, which must be unmapped, to
+/// raise #PF on purpose (`crash=pf`). The fatal trap handler ends the
+/// kernel, so this never returns.
+pub fn fault_on_unmapped(addr: u64) -> ! {
+    let p = addr as *const u64;
+    // SAFETY: the read faults (the caller names an address no page table
+    // maps) and the fatal #PF handler never returns, so no value is ever
+    // produced from unmapped memory.
+    let v = unsafe { p.read_volatile() };
+    panic!("read {v:#x} from {addr:#x}, which should be unmapped");
+}

@@ -22,7 +22,7 @@ pub unsafe fn init(stubs: u64) {
     let idt = IDT.call_once(|| {
         let mut idt = InterruptDescriptorTable::new();
         let addr = |v: u64| VirtAddr::new(stubs + v * STUB_STRIDE);
-        // SAFETY (for every set_handler_addr/set_stack_index below): each
+        // SAFETY: (for every set_handler_addr/set_stack_index below) each
         // address is the stub for exactly that vector, which handles the
         // CPU's frame for it (error code or not) and returns with iretq;
         // the IST indices name stacks installed by gdt::init.

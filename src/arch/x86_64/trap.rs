@@ -279,6 +279,22 @@ pub unsafe extern "C" fn trap_dispatch(frame: *mut TrapFrame) {
     fatal(frame, exception_name(vector), cr2)
 }
 
+/// Raises #BP (`int3`): the breakpoint hook runs on the exception IST stack
+/// and execution continues after the instruction.
+pub fn breakpoint() {
+    // SAFETY: the IDT gate for #BP (idt::init) returns to the next
+    // instruction; int3 touches no memory of ours.
+    unsafe { core::arch::asm!("int3") }
+}
+
+/// Raises [`SELFTEST_VECTOR`] by software interrupt, into the handler
+/// installed with [`set_irq_handler`] (the selftest's nesting check).
+pub fn raise_selftest_vector() {
+    // SAFETY: `int` into our own IDT gate on the IRQ IST stack; the
+    // dispatcher returns (or resumes the idle context, see trap_dispatch).
+    unsafe { core::arch::asm!("int {v}", v = const SELFTEST_VECTOR) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -166,6 +166,14 @@ impl VolatilePage {
         Self { ptr }
     }
 
+    /// Wraps the xenstore ring page Xen set up for this domain
+    /// (HVM_PARAM_STORE_PFN), claimed from the direct map; the ring keeps
+    /// it for good.
+    pub fn from_claimed(page: crate::mm::direct::ClaimedFrames) -> Self {
+        let ptr = page.into_permanent::<xenstore_domain_interface>();
+        Self { ptr }
+    }
+
     /// The raw pointer (e.g. for a test peer acting as xenstored).
     pub fn as_ptr(&self) -> *mut xenstore_domain_interface {
         self.ptr

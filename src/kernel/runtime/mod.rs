@@ -1,0 +1,342 @@
+//! Normal operation as a state machine: the balloon driver, the
+//! self-balloon controller's timer, the workload, the xenstore watches and
+//! the status, turned one step at a time by [`Runtime::turn`].
+//!
+//! The runtime is generic over its [`Env`] (memory operations, page
+//! access, xenstore, clock), so the whole of it runs as host tests on the
+//! fakes of `crate::testing`; `kernel::run` is the thin loop that turns it
+//! on the real machine and blocks on Xen's events in between.
+//!
+//! Every turn does, in order: take in xenstore traffic and act on watch
+//! events ([`watches`]), re-read `memory/target` if it is due, run the
+//! workload, the controller's tick and a balloon step when each is due
+//! ([`work`]), and publish the status when due ([`status`]). It returns the
+//! earliest deadline among them; nothing blocks inside a turn except the
+//! xenstore client's own bounded waits.
+
+#![forbid(unsafe_code)]
+
+mod adapters;
+mod env;
+mod status;
+#[cfg(test)]
+mod tests;
+mod watches;
+mod work;
+
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use core::num::NonZeroU32;
+
+pub use env::{Env, WatchStore};
+
+use crate::balloon::{Balloon, BalloonConfig, ZeroScrubber};
+use crate::mm::frame::FrameAllocator;
+use crate::mm::{pages_to_kib, PAGE_SIZE};
+use crate::selfballoon::controller::Controller;
+use crate::selfballoon::mode::Mode;
+use crate::selfballoon::tunables::Tunables;
+use crate::selfballoon::xs::XsGlue;
+use crate::workload::engine::Engine;
+use crate::workload::spec::Spec;
+use crate::xen::ops::{Clock, MemoryOps};
+
+pub(crate) const NS_PER_S: u64 = 1_000_000_000;
+/// Status is republished at least this often even when nothing ticks.
+pub const STATUS_PERIOD_NS: u64 = 2 * NS_PER_S;
+/// `memory/target` is read this often even without a watch event:
+/// xenstored may drop events (an unread event times out after 20 s in
+/// Xen >= 4.17; a live-updated or restarted xenstored loses them), and a
+/// guest that missed one would hold the wrong size for good.
+pub const TARGET_RECHECK_NS: u64 = 10 * NS_PER_S;
+/// With nothing due, the loop still turns this often.
+pub const IDLE_TURN_NS: u64 = 60 * NS_PER_S;
+/// A starving workload retries this often.
+const ENGINE_RETRY_NS: u64 = NS_PER_S / 10;
+
+/// How the runtime starts, from the command line and boot.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// `balloon_floor_mb`, in pages.
+    pub balloon_floor_pages: Option<u64>,
+    /// `scrub=`.
+    pub scrub: Option<bool>,
+    /// `selfballooning` / `noselfballooning` (default on).
+    pub selfballooning: Option<bool>,
+    /// `selfballoon_mode=`.
+    pub mode: Option<Mode>,
+    /// `workload=`.
+    pub workload: Option<String>,
+    /// Frames the kernel holds for good (image, boot data, metadata).
+    pub kernel_pages: u64,
+    /// Pages backing the kernel heap (committed kernel memory).
+    pub heap_pages: u64,
+    /// Pages of page tables (committed kernel memory).
+    pub page_table_pages: u64,
+    /// One past the highest RAM frame of the memory map.
+    pub max_pfn: u64,
+    /// Whether to look for the toolstack in xenstore (a domU).
+    pub use_store: bool,
+}
+
+/// Balloon timing totals: whole steps (guest side, including scrubbing
+/// and bookkeeping) against the hypercalls inside them.
+#[derive(Clone, Copy, Debug, Default)]
+struct BalloonTiming {
+    steps: u64,
+    step_ns: u64,
+    hypercalls: u64,
+    hypercall_ns: u64,
+    pages: u64,
+}
+
+/// When each part wants to run next (monotonic ns); `None`: not until
+/// something changes.
+#[derive(Clone, Copy, Debug, Default)]
+struct Deadlines {
+    balloon_ns: Option<u64>,
+    tick_ns: Option<u64>,
+    engine_ns: Option<u64>,
+    status_ns: u64,
+    target_check_ns: u64,
+}
+
+/// Counters of the loop itself, for the status and the debug dump.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LoopCounters {
+    /// Turns taken.
+    pub turns: u64,
+    /// `memory/target` watch events handled.
+    pub target_events: u64,
+    /// `memory/target` changes found by the re-read, not by an event.
+    pub target_missed_events: u64,
+    /// Status groups whose publication failed.
+    pub publish_errors: u64,
+}
+
+/// The state of normal operation.
+pub struct Runtime<'f, E: Env> {
+    mem: E::Mem,
+    pages: E::Pages,
+    store: Option<E::Store>,
+    clock: E::Clock,
+    frames: FrameAllocator<'f>,
+    balloon: Balloon,
+    controller: Controller,
+    glue: Option<XsGlue>,
+    engine: Option<Engine>,
+    due: Deadlines,
+    /// Status values last written, to skip unchanged ones.
+    written: BTreeMap<String, String>,
+    kernel_pages: u64,
+    heap_pages: u64,
+    page_table_pages: u64,
+    boot_totalram_pages: u64,
+    max_pfn: u64,
+    timing: BalloonTiming,
+    counters: LoopCounters,
+    /// The `memory/target` value last applied (or rejected).
+    target_seen: Option<String>,
+}
+
+impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("frames", &self.frames)
+            .field("balloon", &self.balloon)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+fn parse_workload(spec: &str) -> Option<Engine> {
+    match Spec::parse(spec) {
+        Ok(s) => Some(Engine::new(
+            s,
+            NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES)
+                .unwrap_or(NonZeroU32::MIN),
+        )),
+        Err(e) => {
+            log::error!(
+                "workload '{}' rejected: {e}",
+                crate::parse::sanitize(spec, crate::parse::LOG_VALUE_MAX_BYTES)
+            );
+            None
+        }
+    }
+}
+
+impl<'f, E: Env> Runtime<'f, E> {
+    /// Starts normal operation: releases what populate-on-demand left
+    /// unbacked, and (for a domU) reads the toolstack's target and
+    /// registers the watches.
+    pub fn new(
+        config: Config,
+        mem: E::Mem,
+        mut pages: E::Pages,
+        store: Option<E::Store>,
+        clock: E::Clock,
+        mut frames: FrameAllocator<'f>,
+    ) -> Self {
+        let mut bc = BalloonConfig::default();
+        if let Some(f) = config.balloon_floor_pages {
+            bc.floor_pages = f;
+        }
+        if let Some(s) = config.scrub {
+            bc.scrub = s;
+        }
+        let counts = frames.counts();
+        let mut balloon = Balloon::new(bc, counts);
+        let mut mem = mem;
+        // A guest started with memory < maxmem holds fewer pages than its
+        // memory map shows (populate-on-demand): give those back before
+        // anything touches them.
+        match mem.current_reservation() {
+            Ok(cur) => {
+                let mut scrub = ZeroScrubber(&mut pages);
+                match balloon.init_pod(&mut mem, &mut frames, &mut scrub, cur) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        log::info!("pod: released {n} pages not backed at boot (reservation {cur})")
+                    }
+                    Err(e) => log::warn!("pod: release incomplete: {e:?}"),
+                }
+            }
+            Err(e) => log::warn!("current_reservation: {e}"),
+        }
+        let boot_totalram_pages = frames
+            .counts()
+            .populated_pages()
+            .saturating_sub(config.kernel_pages);
+        let mut tunables = Tunables::new(config.selfballooning.unwrap_or(true));
+        if let Some(m) = config.mode {
+            tunables.mode = m;
+        }
+        let controller = Controller::new(tunables);
+        let engine = config.workload.as_deref().and_then(parse_workload);
+        if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
+            log::info!("workload: {spec}");
+        }
+        let mut rt = Runtime {
+            mem,
+            pages,
+            store,
+            clock,
+            frames,
+            balloon,
+            controller,
+            glue: None,
+            engine,
+            due: Deadlines {
+                balloon_ns: Some(0),
+                engine_ns: Some(0),
+                ..Deadlines::default()
+            },
+            written: BTreeMap::new(),
+            kernel_pages: config.kernel_pages,
+            heap_pages: config.heap_pages,
+            page_table_pages: config.page_table_pages,
+            boot_totalram_pages,
+            max_pfn: config.max_pfn,
+            timing: BalloonTiming::default(),
+            counters: LoopCounters::default(),
+            target_seen: None,
+        };
+        if rt.controller.tunables().selfballooning {
+            let now = Clock::now_ns(&rt.clock);
+            rt.due.tick_ns = Some(now.saturating_add(rt.interval_ns()));
+        }
+        if config.use_store {
+            rt.init_store();
+        }
+        log::info!(
+            "runtime: {} frames, floor {} KiB, selfballooning {}, mode {}",
+            rt.frames.counts().total_pages,
+            pages_to_kib(rt.balloon.floor_pages()),
+            rt.controller.tunables().selfballooning,
+            rt.controller.tunables().mode.name()
+        );
+        rt
+    }
+
+    /// One turn of the loop: everything that is due, then the earliest
+    /// next deadline (monotonic ns).
+    pub fn turn(&mut self) -> u64 {
+        let now = self.clock.now_ns();
+        self.counters.turns = self.counters.turns.saturating_add(1);
+        self.poll_store(now);
+        self.recheck_target(now);
+        self.run_engine(now);
+        self.run_tick(now);
+        self.run_balloon(now);
+        if now >= self.due.status_ns {
+            self.publish();
+            self.due.status_ns = now.saturating_add(STATUS_PERIOD_NS);
+        }
+        self.next_deadline(now)
+    }
+
+    fn next_deadline(&self, now: u64) -> u64 {
+        [
+            self.due.tick_ns,
+            self.due.balloon_ns,
+            self.due.engine_ns,
+            Some(self.due.status_ns),
+            self.glue.is_some().then_some(self.due.target_check_ns),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(now.saturating_add(IDLE_TURN_NS))
+    }
+
+    fn interval_ns(&self) -> u64 {
+        u64::from(self.controller.tunables().interval_s.get()).saturating_mul(NS_PER_S)
+    }
+
+    /// The xenstore connection, for the loop's wait on its event channel.
+    pub fn store_mut(&mut self) -> Option<&mut E::Store> {
+        self.store.as_mut()
+    }
+
+    /// The balloon driver's state.
+    pub fn balloon(&self) -> &Balloon {
+        &self.balloon
+    }
+
+    /// The controller's state.
+    pub fn controller(&self) -> &Controller {
+        &self.controller
+    }
+
+    /// The frame allocator.
+    pub fn frames(&self) -> &FrameAllocator<'f> {
+        &self.frames
+    }
+
+    /// The loop's counters.
+    pub fn counters(&self) -> LoopCounters {
+        self.counters
+    }
+
+    /// The workload, if one runs.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    /// Committed memory in pages: what the workload reserved, the heap and
+    /// the page tables.
+    fn committed_pages(&self) -> u64 {
+        crate::workload::Committed {
+            workload_reserved_pages: self.engine.as_ref().map_or(0, |e| e.committed_pages()),
+            kernel_heap_pages: self.heap_pages,
+            page_table_pages: self.page_table_pages,
+        }
+        .total_pages()
+    }
+}
+
+/// Heap bytes to pages, rounding up.
+pub fn heap_bytes_to_pages(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(PAGE_SIZE)
+}
