@@ -33,7 +33,7 @@ struct Cli {
     phases: Option<String>,
     /// Comma-separated policies: static, oracle, 2011, linux, adaptive;
     /// each may carry tunables as name:key=value:key=value.
-    #[arg(long, default_value = "static,oracle,2011,linux")]
+    #[arg(long, default_value = "static,oracle,2011,linux,adaptive")]
     policies: String,
     /// Directory for scorecard.csv and the charts.
     #[arg(long, default_value = "results/sim")]

@@ -222,6 +222,8 @@ pub fn run(
                                 toolstack_target_pages: Some(ts),
                                 boot_totalram_pages: ram.saturating_sub(model.kernel_pages),
                                 max_pfn: ram,
+                                pagein_pages: vm.pagein_prev,
+                                alloc_stall_pages: vm.stall_prev,
                             };
                             ctl.tick(input).decision.map_or(h0, |d| d.target_pages)
                         }

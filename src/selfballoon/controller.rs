@@ -5,8 +5,10 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
+use super::adaptive::Adaptive;
 use super::frontswap::{FrontswapShrink, ShrinkVariant};
-use super::policy::{effective_reserved_mb, Decision, Policy, TickInput};
+use super::mode::Mode;
+use super::policy::{apply_toolstack_cap, effective_reserved_mb, Decision, Policy, TickInput};
 use super::tunables::{sanitize, Applied, Key, Rejection, Tunables, MAX_REPORTED_LEN};
 
 /// What one tick decided.
@@ -28,6 +30,7 @@ pub struct TickOutput {
 pub struct Controller {
     tunables: Tunables,
     shrink: FrontswapShrink,
+    adaptive: Adaptive,
     ticks: u64,
     last_input: Option<TickInput>,
     last_decision: Option<Decision>,
@@ -41,6 +44,7 @@ impl Controller {
         Controller {
             tunables,
             shrink: FrontswapShrink::new(ShrinkVariant::Seed2011),
+            adaptive: Adaptive::new(),
             ticks: 0,
             last_input: None,
             last_decision: None,
@@ -63,6 +67,11 @@ impl Controller {
         self.last_decision.as_ref()
     }
 
+    /// The adaptive policy's state (fresh until adaptive mode ticks).
+    pub fn adaptive(&self) -> &Adaptive {
+        &self.adaptive
+    }
+
     /// The last refused tunable value.
     pub fn last_rejection(&self) -> Option<&Rejection> {
         self.last_rejection.as_ref()
@@ -71,8 +80,14 @@ impl Controller {
     /// Applies a tunable write (see [`Tunables::apply`]). A rejection is
     /// remembered for the status and returned; the old value stays.
     pub fn apply(&mut self, key: &str, value: &str) -> Result<Applied, Rejection> {
+        let mode_before = self.tunables.mode;
         match self.tunables.apply(key, value) {
             Ok(a) => {
+                if self.tunables.mode != mode_before {
+                    // A mode starts from what it measures, not from
+                    // estimates another mode's targets shaped.
+                    self.adaptive = Adaptive::new();
+                }
                 if a.key == Key::FrontswapInertia {
                     // store_frontswap_inertia also restarts the countdown,
                     // whether or not the value changed.
@@ -94,7 +109,14 @@ impl Controller {
         self.last_input = Some(input);
         let t = self.tunables;
         let decision = if t.selfballooning {
-            let d = t.mode.decide(&t, &input);
+            let d = if t.mode == Mode::Adaptive {
+                self.adaptive.observe(&t, &input);
+                let mut d = self.adaptive.decide(&t, &input);
+                apply_toolstack_cap(&mut d, input.toolstack_target_pages);
+                d
+            } else {
+                t.mode.decide(&t, &input)
+            };
             self.last_decision = Some(d);
             Some(d)
         } else {
@@ -163,6 +185,19 @@ impl Controller {
             };
             out.push(("policy_clamped", clamp.to_string()));
         }
+        if t.mode == Mode::Adaptive && self.last_input.is_some() {
+            let a = &self.adaptive;
+            out.push(("adaptive_fast_kib", kib(a.fast_pages)));
+            out.push(("adaptive_slow_kib", kib(a.slow_pages)));
+            out.push(("adaptive_rise_kib", kib(a.rise_pages)));
+            out.push(("adaptive_headroom_kib", kib(a.headroom_pages(t))));
+            let ppm = a.headroom_ppm;
+            out.push((
+                "adaptive_headroom_pct",
+                format!("{}.{:02}", ppm / 10_000, ppm % 10_000 / 100),
+            ));
+            out.push(("adaptive_pressure_ticks", a.pressure_ticks.to_string()));
+        }
         if let Some(r) = &self.last_rejection {
             out.push(("last_rejection_key", sanitize(&r.key, MAX_REPORTED_LEN)));
             out.push(("last_rejection_value", sanitize(&r.value, MAX_REPORTED_LEN)));
@@ -188,6 +223,7 @@ mod tests {
             toolstack_target_pages: Some(131_072),
             boot_totalram_pages: 126_976,
             max_pfn: 131_072,
+            ..TickInput::default()
         }
     }
 
@@ -231,6 +267,37 @@ mod tests {
         assert_eq!(d.mode, Mode::Seed2011);
         // goal = 20000 + 131072 - 126976 = 24096 -> 117700
         assert_eq!(d.target_pages, 117_700);
+    }
+
+    #[test]
+    fn adaptive_mode_keeps_state_and_publishes_it() {
+        let mut c = Controller::new(Tunables::default());
+        c.apply("mode", "adaptive").unwrap();
+        // Same numbers as adaptive::golden_first_tick_rise_and_decay, plus
+        // totalreserve 1000.
+        let mut i = input();
+        let d = c.tick(i).decision.unwrap();
+        assert_eq!((d.mode, d.target_pages), (Mode::Adaptive, 35_096));
+        i.committed_pages = 60_000;
+        assert_eq!(c.tick(i).decision.unwrap().target_pages, 105_096);
+        let s = c.status();
+        assert_eq!(get(&s, "mode"), Some("adaptive"));
+        assert_eq!(get(&s, "adaptive_fast_kib"), Some("240000"));
+        assert_eq!(get(&s, "adaptive_rise_kib"), Some("160000"));
+        assert_eq!(get(&s, "adaptive_headroom_pct"), Some("50.00"));
+        assert_eq!(get(&s, "adaptive_pressure_ticks"), Some("0"));
+        assert_eq!(get(&s, "adaptive_headroom_min_pct"), Some("10"));
+        // The toolstack caps it.
+        i.toolstack_target_pages = Some(100_000);
+        let d = c.tick(i).decision.unwrap();
+        assert!(d.clamped_by_toolstack && d.target_pages == 100_000);
+        // Leaving the mode and coming back starts afresh.
+        c.apply("mode", "linux").unwrap();
+        c.apply("mode", "adaptive").unwrap();
+        assert_eq!(c.adaptive(), &Adaptive::new());
+        i.committed_pages = 20_000;
+        i.toolstack_target_pages = None;
+        assert_eq!(c.tick(i).decision.unwrap().target_pages, 35_096);
     }
 
     #[test]

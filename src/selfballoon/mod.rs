@@ -10,6 +10,7 @@
 //! - [`mode`]: which policy is in force ([`Mode`]).
 //! - [`policy`]: the arithmetic of the 2011 seed and of the final Linux
 //!   driver ([`Mode`]), and the [`Policy`] trait for new policies.
+//! - [`adaptive`]: our policy: fast up, slow down, probing by pressure.
 //! - [`tunables`]: the sysfs-named tunables and their strict parser.
 //! - [`frontswap`]: the frontswap self-shrink state machine.
 //! - [`controller`]: ties them together per tick and produces the status.
@@ -17,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod adaptive;
 pub mod controller;
 pub mod frontswap;
 pub mod mode;
@@ -24,6 +26,7 @@ pub mod policy;
 pub mod tunables;
 pub mod xs;
 
+pub use adaptive::Adaptive;
 pub use controller::{Controller, TickOutput};
 pub use frontswap::{FrontswapShrink, ShrinkVariant};
 pub use mode::Mode;

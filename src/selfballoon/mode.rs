@@ -3,7 +3,7 @@
 //! [`super::policy`] dispatches on it, and neither needs the other for it.
 
 /// Which controller computes the target. Parsed from / shown as the
-/// strings `"2011"` and `"linux"`.
+/// strings `"2011"`, `"linux"` and `"adaptive"`.
 ///
 /// A new policy of ours goes here: add a variant, its name in
 /// [`Mode::name`]/[`Mode::from_name`], and an arm in `Policy::decide` (`super::policy`).
@@ -17,17 +17,21 @@ pub enum Mode {
     /// The final Linux form (reserve, floor). The default.
     #[default]
     Linux,
+    /// Ours: fast up, slow down, probing by pressure
+    /// (`super::adaptive`). Stateful: the controller keeps its state.
+    Adaptive,
 }
 
 impl Mode {
     /// All modes, for documentation and tests.
-    pub const ALL: [Mode; 2] = [Mode::Seed2011, Mode::Linux];
+    pub const ALL: [Mode; 3] = [Mode::Seed2011, Mode::Linux, Mode::Adaptive];
 
     /// The tunable/status string for this mode.
     pub const fn name(self) -> &'static str {
         match self {
             Mode::Seed2011 => "2011",
             Mode::Linux => "linux",
+            Mode::Adaptive => "adaptive",
         }
     }
 

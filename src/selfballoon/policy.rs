@@ -17,7 +17,11 @@
 //!   function of `max_pfn - totalreserve` when that is 0), and handed to the
 //!   balloon as `tgt + current_pages - totalram_pages`.
 //!
-//! Both then cap the target at the toolstack's `memory/target`, which the
+//! - [`Mode::Adaptive`]: ours, stateful, in [`super::adaptive`]; the
+//!   controller keeps its state. Called here without state, it decides as
+//!   on its first tick.
+//!
+//! All of them then cap the target at the toolstack's `memory/target`, which the
 //! guest must never exceed (`xl mem-set` also lowers max_pages to it).
 //!
 //! C semantics: everything is `unsigned long` with truncating division,
@@ -26,6 +30,7 @@
 
 use core::num::NonZeroU32;
 
+use super::adaptive::Adaptive;
 use super::mode::Mode;
 use super::tunables::Tunables;
 
@@ -67,6 +72,14 @@ pub struct TickInput {
     /// is ballooned out (for us: static-max in pages). Used by the Linux
     /// piecewise floor.
     pub max_pfn: u64,
+    /// Pages read back from the swap tier since the last tick (a sign the
+    /// guest holds too little of its working set); 0 without a tier. Used
+    /// by [`Mode::Adaptive`].
+    pub pagein_pages: u64,
+    /// Pages the guest's allocations asked for since the last tick and
+    /// could not get as free frames at once (they waited for the balloon
+    /// or for reclaim into the tier). Used by [`Mode::Adaptive`].
+    pub alloc_stall_pages: u64,
 }
 
 /// What a policy decided. `goal_pages`, `target_pages` and `floor_pages`
@@ -104,6 +117,11 @@ impl Policy for Mode {
         let mut d = match self {
             Mode::Seed2011 => seed2011(tunables, input),
             Mode::Linux => linux(tunables, input),
+            Mode::Adaptive => {
+                let mut a = Adaptive::new();
+                a.observe(tunables, input);
+                a.decide(tunables, input)
+            }
         };
         apply_toolstack_cap(&mut d, input.toolstack_target_pages);
         d
@@ -269,7 +287,7 @@ pub fn linux(t: &Tunables, i: &TickInput) -> Decision {
 
 /// Caps the target at the toolstack's target. The toolstack wins over the
 /// floor: the domain cannot hold more than max_pages anyway.
-fn apply_toolstack_cap(d: &mut Decision, toolstack_target_pages: Option<u64>) {
+pub(crate) fn apply_toolstack_cap(d: &mut Decision, toolstack_target_pages: Option<u64>) {
     if let Some(cap) = toolstack_target_pages {
         if d.target_pages > cap {
             d.target_pages = cap;
@@ -561,18 +579,22 @@ mod tests {
             0u64..1 << 16,
             proptest::option::of(0u64..1 << 22),
             0u64..1 << 22,
-            0u64..1 << 22,
+            (0u64..1 << 22, 0u64..4, 0u64..4),
         )
-            .prop_map(|(c, cur, ram_less, res, fs, ts, boot, maxpfn)| TickInput {
-                committed_pages: c,
-                current_pages: cur,
-                totalram_pages: cur.saturating_sub(ram_less % (cur + 1)),
-                totalreserve_pages: res,
-                frontswap_pages: fs,
-                toolstack_target_pages: ts,
-                boot_totalram_pages: boot,
-                max_pfn: maxpfn,
-            })
+            .prop_map(
+                |(c, cur, ram_less, res, fs, ts, boot, (maxpfn, pin, stall))| TickInput {
+                    committed_pages: c,
+                    current_pages: cur,
+                    totalram_pages: cur.saturating_sub(ram_less % (cur + 1)),
+                    totalreserve_pages: res,
+                    frontswap_pages: fs,
+                    toolstack_target_pages: ts,
+                    boot_totalram_pages: boot,
+                    max_pfn: maxpfn,
+                    pagein_pages: pin,
+                    alloc_stall_pages: stall,
+                },
+            )
     }
 
     fn arb_tunables() -> impl Strategy<Value = Tunables> {
@@ -582,7 +604,11 @@ mod tests {
             0u32..2048,
             0u32..2048,
             any::<bool>(),
-            prop_oneof![Just(Mode::Seed2011), Just(Mode::Linux)],
+            prop_oneof![
+                Just(Mode::Seed2011),
+                Just(Mode::Linux),
+                Just(Mode::Adaptive)
+            ],
         )
             .prop_map(|(d, u, mu, r, fs, mode)| Tunables {
                 downhysteresis: nz(d),
@@ -610,7 +636,7 @@ mod tests {
                     prop_assert!(d.clamped_by_toolstack);
                 }
             } else {
-                prop_assert_eq!(t.mode, Mode::Seed2011);
+                prop_assert_ne!(t.mode, Mode::Linux);
             }
         }
 

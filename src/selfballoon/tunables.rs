@@ -19,7 +19,12 @@
 //!   (4294967297 became 1); we reject instead.
 //! - booleans (`selfballooning`, `frontswap_selfshrinking`) accept only 0
 //!   or 1.
-//! - `mode` (ours, no Linux counterpart) accepts `2011` or `linux`.
+//! - `mode` (ours, no Linux counterpart) accepts `2011`, `linux` or
+//!   `adaptive`.
+//! - the `adaptive_*` tunables (ours, for [`Mode::Adaptive`]) are numbers
+//!   like the others (digits, 0 rejected, u32) and must also lie within
+//!   their bounds ([`Key::bounds`]); outside them they are rejected as
+//!   [`RejectReason::OutOfRange`].
 //!
 //! A rejected value leaves the previous one in force and is reported as a
 //! [`Rejection`].
@@ -47,6 +52,26 @@ pub const DEFAULT_FRONTSWAP_INERTIA: u32 = 3;
 /// default when frontswap was configured; this kernel exists to
 /// self-balloon, so on.
 pub const DEFAULT_SELFBALLOONING: bool = true;
+/// Default `adaptive_fast_halflife_s`: the fast estimate's decay.
+pub const DEFAULT_ADAPTIVE_FAST_HALFLIFE_S: u32 = 60;
+/// Default `adaptive_slow_halflife_s`: the slow estimate's half-life.
+pub const DEFAULT_ADAPTIVE_SLOW_HALFLIFE_S: u32 = 1800;
+/// Default `adaptive_headroom_min_pct`: where probing stops.
+pub const DEFAULT_ADAPTIVE_HEADROOM_MIN_PCT: u32 = 10;
+/// Default `adaptive_headroom_max_pct`: the headroom after pressure.
+pub const DEFAULT_ADAPTIVE_HEADROOM_MAX_PCT: u32 = 50;
+/// Default `adaptive_probe_halflife_s`: how slowly the headroom is probed
+/// down.
+pub const DEFAULT_ADAPTIVE_PROBE_HALFLIFE_S: u32 = 600;
+/// Default `adaptive_backoff_s`: calm needed before probing again.
+pub const DEFAULT_ADAPTIVE_BACKOFF_S: u32 = 300;
+/// Default `adaptive_spike_pct`: headroom as a share of the largest
+/// recent rise.
+pub const DEFAULT_ADAPTIVE_SPIKE_PCT: u32 = 100;
+/// Default `adaptive_spike_halflife_s`: how long a rise is remembered.
+pub const DEFAULT_ADAPTIVE_SPIKE_HALFLIFE_S: u32 = 21_600;
+/// Default `adaptive_min_headroom_mb`: the least headroom, MiB.
+pub const DEFAULT_ADAPTIVE_MIN_HEADROOM_MB: u32 = 16;
 /// Longest value kept in a [`Rejection`], bytes.
 pub const MAX_REPORTED_LEN: usize = 64;
 
@@ -73,11 +98,29 @@ pub enum Key {
     FrontswapHysteresis,
     /// `frontswap_inertia`.
     FrontswapInertia,
+    /// `adaptive_fast_halflife_s` (adaptive mode).
+    AdaptiveFastHalflife,
+    /// `adaptive_slow_halflife_s` (adaptive mode).
+    AdaptiveSlowHalflife,
+    /// `adaptive_headroom_min_pct` (adaptive mode).
+    AdaptiveHeadroomMin,
+    /// `adaptive_headroom_max_pct` (adaptive mode).
+    AdaptiveHeadroomMax,
+    /// `adaptive_probe_halflife_s` (adaptive mode).
+    AdaptiveProbeHalflife,
+    /// `adaptive_backoff_s` (adaptive mode).
+    AdaptiveBackoff,
+    /// `adaptive_spike_pct` (adaptive mode).
+    AdaptiveSpike,
+    /// `adaptive_spike_halflife_s` (adaptive mode).
+    AdaptiveSpikeHalflife,
+    /// `adaptive_min_headroom_mb` (adaptive mode).
+    AdaptiveMinHeadroom,
 }
 
 impl Key {
     /// Every key, in publishing order.
-    pub const ALL: [Key; 10] = [
+    pub const ALL: [Key; 19] = [
         Key::Selfballooning,
         Key::Interval,
         Key::DownHysteresis,
@@ -88,6 +131,15 @@ impl Key {
         Key::FrontswapSelfshrinking,
         Key::FrontswapHysteresis,
         Key::FrontswapInertia,
+        Key::AdaptiveFastHalflife,
+        Key::AdaptiveSlowHalflife,
+        Key::AdaptiveHeadroomMin,
+        Key::AdaptiveHeadroomMax,
+        Key::AdaptiveProbeHalflife,
+        Key::AdaptiveBackoff,
+        Key::AdaptiveSpike,
+        Key::AdaptiveSpikeHalflife,
+        Key::AdaptiveMinHeadroom,
     ];
 
     /// The xenstore/sysfs name.
@@ -103,6 +155,33 @@ impl Key {
             Key::FrontswapSelfshrinking => "frontswap_selfshrinking",
             Key::FrontswapHysteresis => "frontswap_hysteresis",
             Key::FrontswapInertia => "frontswap_inertia",
+            Key::AdaptiveFastHalflife => "adaptive_fast_halflife_s",
+            Key::AdaptiveSlowHalflife => "adaptive_slow_halflife_s",
+            Key::AdaptiveHeadroomMin => "adaptive_headroom_min_pct",
+            Key::AdaptiveHeadroomMax => "adaptive_headroom_max_pct",
+            Key::AdaptiveProbeHalflife => "adaptive_probe_halflife_s",
+            Key::AdaptiveBackoff => "adaptive_backoff_s",
+            Key::AdaptiveSpike => "adaptive_spike_pct",
+            Key::AdaptiveSpikeHalflife => "adaptive_spike_halflife_s",
+            Key::AdaptiveMinHeadroom => "adaptive_min_headroom_mb",
+        }
+    }
+
+    /// The accepted range of a bounded tunable (the `adaptive_*` ones),
+    /// inclusive; `None` for the others (any positive u32, or a boolean,
+    /// or a mode). Half-lives up to a week, percentages up to 1000, the
+    /// minimum headroom up to 1 TiB.
+    pub const fn bounds(self) -> Option<(u32, u32)> {
+        const WEEK_S: u32 = 7 * 24 * 3600;
+        match self {
+            Key::AdaptiveFastHalflife | Key::AdaptiveSlowHalflife => Some((1, WEEK_S)),
+            Key::AdaptiveProbeHalflife | Key::AdaptiveSpikeHalflife => Some((1, WEEK_S)),
+            Key::AdaptiveBackoff => Some((1, WEEK_S)),
+            Key::AdaptiveHeadroomMin | Key::AdaptiveHeadroomMax | Key::AdaptiveSpike => {
+                Some((1, 1000))
+            }
+            Key::AdaptiveMinHeadroom => Some((1, 1 << 20)),
+            _ => None,
         }
     }
 
@@ -121,13 +200,14 @@ pub enum RejectReason {
     Empty,
     /// Something other than decimal digits (sign, space, letter, ...).
     NotDecimal,
-    /// Larger than the C `unsigned int` (u32) it is stored in.
+    /// Larger than the C `unsigned int` (u32) it is stored in, or outside
+    /// the tunable's bounds ([`Key::bounds`]).
     OutOfRange,
     /// 0 where the tunable needs a positive number.
     Zero,
     /// A boolean other than 0 or 1.
     NotBoolean,
-    /// A `mode` other than `2011` or `linux`.
+    /// A `mode` other than `2011`, `linux` or `adaptive`.
     UnknownMode,
 }
 
@@ -231,6 +311,24 @@ pub struct Tunables {
     pub frontswap_hysteresis: NonZeroU32,
     /// Quiet ticks before frontswap shrinking starts.
     pub frontswap_inertia: NonZeroU32,
+    /// Adaptive: half-life of the fast estimate's decay, s.
+    pub adaptive_fast_halflife_s: u32,
+    /// Adaptive: half-life of the slow estimate, s.
+    pub adaptive_slow_halflife_s: u32,
+    /// Adaptive: the least headroom the probe goes down to, % of the estimate.
+    pub adaptive_headroom_min_pct: u32,
+    /// Adaptive: the headroom at start and after pressure, %.
+    pub adaptive_headroom_max_pct: u32,
+    /// Adaptive: half-life of the probe's descent of the headroom, s.
+    pub adaptive_probe_halflife_s: u32,
+    /// Adaptive: seconds without pressure before probing resumes.
+    pub adaptive_backoff_s: u32,
+    /// Adaptive: headroom as a % of the largest recent rise.
+    pub adaptive_spike_pct: u32,
+    /// Adaptive: half-life of the largest recent rise, s.
+    pub adaptive_spike_halflife_s: u32,
+    /// Adaptive: the least headroom, MiB.
+    pub adaptive_min_headroom_mb: u32,
 }
 
 const fn nz(v: u32) -> NonZeroU32 {
@@ -261,6 +359,15 @@ impl Tunables {
             frontswap_selfshrinking: false,
             frontswap_hysteresis: nz(DEFAULT_FRONTSWAP_HYSTERESIS),
             frontswap_inertia: nz(DEFAULT_FRONTSWAP_INERTIA),
+            adaptive_fast_halflife_s: DEFAULT_ADAPTIVE_FAST_HALFLIFE_S,
+            adaptive_slow_halflife_s: DEFAULT_ADAPTIVE_SLOW_HALFLIFE_S,
+            adaptive_headroom_min_pct: DEFAULT_ADAPTIVE_HEADROOM_MIN_PCT,
+            adaptive_headroom_max_pct: DEFAULT_ADAPTIVE_HEADROOM_MAX_PCT,
+            adaptive_probe_halflife_s: DEFAULT_ADAPTIVE_PROBE_HALFLIFE_S,
+            adaptive_backoff_s: DEFAULT_ADAPTIVE_BACKOFF_S,
+            adaptive_spike_pct: DEFAULT_ADAPTIVE_SPIKE_PCT,
+            adaptive_spike_halflife_s: DEFAULT_ADAPTIVE_SPIKE_HALFLIFE_S,
+            adaptive_min_headroom_mb: DEFAULT_ADAPTIVE_MIN_HEADROOM_MB,
         }
     }
 
@@ -284,6 +391,15 @@ impl Tunables {
             Key::FrontswapSelfshrinking => u8::from(self.frontswap_selfshrinking).to_string(),
             Key::FrontswapHysteresis => self.frontswap_hysteresis.to_string(),
             Key::FrontswapInertia => self.frontswap_inertia.to_string(),
+            Key::AdaptiveFastHalflife => self.adaptive_fast_halflife_s.to_string(),
+            Key::AdaptiveSlowHalflife => self.adaptive_slow_halflife_s.to_string(),
+            Key::AdaptiveHeadroomMin => self.adaptive_headroom_min_pct.to_string(),
+            Key::AdaptiveHeadroomMax => self.adaptive_headroom_max_pct.to_string(),
+            Key::AdaptiveProbeHalflife => self.adaptive_probe_halflife_s.to_string(),
+            Key::AdaptiveBackoff => self.adaptive_backoff_s.to_string(),
+            Key::AdaptiveSpike => self.adaptive_spike_pct.to_string(),
+            Key::AdaptiveSpikeHalflife => self.adaptive_spike_halflife_s.to_string(),
+            Key::AdaptiveMinHeadroom => self.adaptive_min_headroom_mb.to_string(),
         }
     }
 
@@ -309,6 +425,18 @@ impl Tunables {
             Key::FrontswapInertia => {
                 self.frontswap_inertia = parse_positive(value).map_err(reject)?
             }
+            Key::AdaptiveFastHalflife
+            | Key::AdaptiveSlowHalflife
+            | Key::AdaptiveHeadroomMin
+            | Key::AdaptiveHeadroomMax
+            | Key::AdaptiveProbeHalflife
+            | Key::AdaptiveBackoff
+            | Key::AdaptiveSpike
+            | Key::AdaptiveSpikeHalflife
+            | Key::AdaptiveMinHeadroom => {
+                let v = parse_bounded(value, k.bounds()).map_err(reject)?;
+                *self.adaptive_field(k) = v;
+            }
             Key::Mode => {
                 let s = strip_newline(value);
                 self.mode = Mode::from_name(s).ok_or_else(|| reject(RejectReason::UnknownMode))?;
@@ -325,6 +453,33 @@ impl Tunables {
             timer,
             interval_changed: before.interval_s != self.interval_s,
         })
+    }
+}
+
+impl Tunables {
+    /// The field of an `adaptive_*` key (a dummy for any other key, which
+    /// [`Tunables::apply`] never passes).
+    fn adaptive_field(&mut self, k: Key) -> &mut u32 {
+        match k {
+            Key::AdaptiveFastHalflife => &mut self.adaptive_fast_halflife_s,
+            Key::AdaptiveSlowHalflife => &mut self.adaptive_slow_halflife_s,
+            Key::AdaptiveHeadroomMin => &mut self.adaptive_headroom_min_pct,
+            Key::AdaptiveHeadroomMax => &mut self.adaptive_headroom_max_pct,
+            Key::AdaptiveProbeHalflife => &mut self.adaptive_probe_halflife_s,
+            Key::AdaptiveBackoff => &mut self.adaptive_backoff_s,
+            Key::AdaptiveSpike => &mut self.adaptive_spike_pct,
+            Key::AdaptiveSpikeHalflife => &mut self.adaptive_spike_halflife_s,
+            _ => &mut self.adaptive_min_headroom_mb,
+        }
+    }
+}
+
+/// [`parse_positive`] within `bounds` (inclusive), when there are any.
+pub fn parse_bounded(value: &str, bounds: Option<(u32, u32)>) -> Result<u32, RejectReason> {
+    let v = parse_positive(value)?.get();
+    match bounds {
+        Some((lo, hi)) if v < lo || v > hi => Err(RejectReason::OutOfRange),
+        _ => Ok(v),
     }
 }
 
@@ -473,6 +628,50 @@ mod tests {
         }
         assert!(!t.apply("mode", "2011").unwrap().changed);
         assert_eq!(t.value_string(Key::Mode), "2011");
+    }
+
+    #[test]
+    fn adaptive_tunables_are_bounded() {
+        let mut t = Tunables::default();
+        assert_eq!(t.adaptive_headroom_min_pct, 10);
+        let a = t.apply("adaptive_headroom_min_pct", "5\n").unwrap();
+        assert!(a.changed && a.timer == TimerAction::Keep);
+        assert_eq!(t.adaptive_headroom_min_pct, 5);
+        assert_eq!(t.value_string(Key::AdaptiveHeadroomMin), "5");
+        for (k, bad, why) in [
+            ("adaptive_headroom_min_pct", "0", RejectReason::Zero),
+            (
+                "adaptive_headroom_max_pct",
+                "1001",
+                RejectReason::OutOfRange,
+            ),
+            ("adaptive_spike_pct", "-1", RejectReason::NotDecimal),
+            (
+                "adaptive_fast_halflife_s",
+                "604801",
+                RejectReason::OutOfRange,
+            ),
+            (
+                "adaptive_min_headroom_mb",
+                "1048577",
+                RejectReason::OutOfRange,
+            ),
+            ("adaptive_backoff_s", "4294967296", RejectReason::OutOfRange),
+            ("adaptive_slow_halflife_s", " 60", RejectReason::NotDecimal),
+        ] {
+            let before = t;
+            assert_eq!(t.apply(k, bad).unwrap_err().reason, why, "{k}={bad}");
+            assert_eq!(t, before);
+        }
+        for k in Key::ALL {
+            if let Some((lo, hi)) = k.bounds() {
+                t.apply(k.name(), &format!("{lo}")).unwrap();
+                t.apply(k.name(), &format!("{hi}")).unwrap();
+                assert_eq!(t.value_string(k), format!("{hi}"));
+            }
+        }
+        assert!(t.apply("mode", "adaptive").unwrap().changed);
+        assert_eq!(t.mode, Mode::Adaptive);
     }
 
     #[test]

@@ -112,6 +112,13 @@ pub struct LoopCounters {
     pub target_missed_events: u64,
     /// Status groups whose publication failed.
     pub publish_errors: u64,
+    /// The largest workload allocation (pages) that could not get frames
+    /// since the controller's last tick (the balloon could not grow:
+    /// toolstack bound or back-off); the adaptive controller's pressure
+    /// signal, reset by each tick.
+    pub alloc_stall_pages_since_tick: u64,
+    /// Workload allocations that had to wait for frames, in all.
+    pub alloc_stalls: u64,
 }
 
 /// The state of normal operation.

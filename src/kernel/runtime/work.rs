@@ -43,6 +43,10 @@ impl<E: Env> Runtime<'_, E> {
                         Ok(()) => continue,
                         Err(e) => {
                             log::debug!("workload needs {pages} frames: {e:?}");
+                            let c = &mut self.counters;
+                            c.alloc_stalls = c.alloc_stalls.saturating_add(1);
+                            c.alloc_stall_pages_since_tick =
+                                c.alloc_stall_pages_since_tick.max(pages);
                             self.due.engine_ns = Some(now.saturating_add(ENGINE_RETRY_NS));
                             return;
                         }
@@ -76,6 +80,9 @@ impl<E: Env> Runtime<'_, E> {
             toolstack_target_pages: Some(self.balloon.upper_pages()),
             boot_totalram_pages: self.boot_totalram_pages,
             max_pfn: self.max_pfn,
+            // No swap tier yet.
+            pagein_pages: 0,
+            alloc_stall_pages: self.counters.alloc_stall_pages_since_tick,
         }
     }
 
@@ -87,6 +94,7 @@ impl<E: Env> Runtime<'_, E> {
             return;
         }
         let input = self.tick_input();
+        self.counters.alloc_stall_pages_since_tick = 0;
         let out = self.controller.tick(input);
         if let Some(d) = out.decision {
             log::debug!(
