@@ -164,3 +164,35 @@ fn same_seed_same_scorecard() {
     assert_ne!(a, scorecard(43));
     assert_eq!(a.lines().count(), 5);
 }
+
+/// On a step, adaptive grows within a tick of seeing the rise and comes
+/// back down slowly after the fall: the fast average decays, the slow
+/// one and the remembered rise hold some of it for a while.
+#[test]
+fn adaptive_fast_up_slow_down_on_a_step() {
+    let t = synthetic::generate(&Synthetic {
+        shape: Shape::Step,
+        vms: 1,
+        ram_kib: 1 << 20,
+        duration_s: 3 * 3600,
+        sample_s: 5,
+        seed: 1,
+    });
+    let m = Model::default();
+    let o = run_one(&t, &m, "adaptive");
+    let ticks = &o.ticks[0];
+    let rise = 720; // the step up at 1 h
+    assert!(ticks[rise].needed_pages > ticks[rise - 1].needed_pages);
+    // One tick late, then covered.
+    assert!(ticks[rise].held_end_pages < ticks[rise].needed_pages);
+    assert!(ticks[rise + 1].held_end_pages >= ticks[rise + 1].needed_pages);
+    // After the fall at 2 h: coming down, but slowly.
+    let fall = 1440;
+    let before = ticks[fall - 1].held_end_pages;
+    let later = &ticks[fall + 120];
+    let end = ticks[ticks.len() - 1];
+    assert!(later.held_end_pages > later.needed_pages);
+    assert!(later.held_end_pages < before);
+    assert!(end.held_end_pages < later.held_end_pages);
+    assert!(end.held_end_pages > end.needed_pages);
+}

@@ -279,7 +279,7 @@ mod tests {
         let d = c.tick(i).decision.unwrap();
         assert_eq!((d.mode, d.target_pages), (Mode::Adaptive, 35_096));
         i.committed_pages = 60_000;
-        assert_eq!(c.tick(i).decision.unwrap().target_pages, 105_096);
+        assert_eq!(c.tick(i).decision.unwrap().target_pages, 95_096);
         let s = c.status();
         assert_eq!(get(&s, "mode"), Some("adaptive"));
         assert_eq!(get(&s, "adaptive_fast_kib"), Some("240000"));
@@ -288,9 +288,9 @@ mod tests {
         assert_eq!(get(&s, "adaptive_pressure_ticks"), Some("0"));
         assert_eq!(get(&s, "adaptive_headroom_min_pct"), Some("10"));
         // The toolstack caps it.
-        i.toolstack_target_pages = Some(100_000);
+        i.toolstack_target_pages = Some(90_000);
         let d = c.tick(i).decision.unwrap();
-        assert!(d.clamped_by_toolstack && d.target_pages == 100_000);
+        assert!(d.clamped_by_toolstack && d.target_pages == 90_000);
         // Leaving the mode and coming back starts afresh.
         c.apply("mode", "linux").unwrap();
         c.apply("mode", "adaptive").unwrap();
