@@ -10,7 +10,7 @@
 //! | `loglevel=<error\|warn\|info\|debug\|trace>` | log level |
 //! | `e9log=<off\|error\|warn\|info\|debug\|trace>` | what a domU still sends to port 0xe9 (`xl dmesg`) once its PV console carries the log (default `warn`) |
 //! | `selfballooning` / `noselfballooning` | enable / disable self-ballooning |
-//! | `selfballoon_mode=<2011\|linux>` | controller variant |
+//! | `selfballoon_mode=<2011\|linux\|adaptive>` | controller variant |
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
 //! | `balloon_floor_mb=<n>` | balloon safety floor in MiB |
