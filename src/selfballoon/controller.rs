@@ -148,6 +148,10 @@ impl Controller {
     ///   (what it asked the balloon for; the balloon driver publishes its
     ///   own effective `target`), `policy_floor_kib` (linux mode),
     ///   `policy_clamped` (`none`/`floor`/`toolstack`),
+    /// - in adaptive mode after its first tick: `adaptive_fast_kib`,
+    ///   `adaptive_slow_kib`, `adaptive_rise_kib` (the estimates),
+    ///   `adaptive_headroom_kib`, `adaptive_headroom_pct` (the probed
+    ///   percentage, two decimals), `adaptive_pressure_ticks`,
     /// - after a rejection: `last_rejection_key`, `last_rejection_value`,
     ///   `last_rejection_reason`.
     ///
