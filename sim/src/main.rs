@@ -64,12 +64,18 @@ struct Cli {
     /// Frames of the kernel that are not usable RAM, MiB.
     #[arg(long, default_value_t = 4)]
     kernel_mib: u64,
+    /// The same in KiB (overrides --kernel-mib; a multiple of 4).
+    #[arg(long)]
+    kernel_kib: Option<u64>,
     /// totalreserve the guest reports, MiB.
     #[arg(long, default_value_t = 0)]
     totalreserve_mib: u64,
     /// The balloon driver's safety floor, MiB.
     #[arg(long, default_value_t = 8)]
     floor_mib: u64,
+    /// The same in KiB (overrides --floor-mib; a multiple of 4).
+    #[arg(long)]
+    floor_kib: Option<u64>,
     /// Committed memory as a percentage of the trace's usage.
     #[arg(long, default_value_t = 100)]
     committed_pct: u32,
@@ -167,9 +173,15 @@ fn model(cli: &Cli) -> Result<Model, Error> {
         tick_s: cli.tick_s,
         lag_ticks: cli.lag_ticks,
         balloon_pages_per_s: (cli.balloon_gib_per_s * PAGES_PER_GIB as f64) as u64,
-        kernel_pages: mib(cli.kernel_mib)?,
+        kernel_pages: match cli.kernel_kib {
+            Some(k) => Model::kib_to_pages(k),
+            None => mib(cli.kernel_mib)?,
+        },
         totalreserve_pages: mib(cli.totalreserve_mib)?,
-        floor_pages: mib(cli.floor_mib)?,
+        floor_pages: match cli.floor_kib {
+            Some(k) => Model::kib_to_pages(k),
+            None => mib(cli.floor_mib)?,
+        },
         committed_pct: cli.committed_pct,
         committed_extra_pages: mib(cli.committed_extra_mib)?,
         toolstack_pct: cli.toolstack_pct,
