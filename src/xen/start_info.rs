@@ -33,7 +33,9 @@ pub const SIF_INITDOMAIN: u32 = 1 << 1;
 pub const MAX_MEMMAP_ENTRIES: u32 = 128;
 /// Most modules accepted.
 pub const MAX_MODULES: u32 = 16;
-/// Longest command line kept, in bytes (the rest is dropped).
+/// Longest command line kept, in bytes (the rest is dropped): both the
+/// bytes taken from guest memory and the UTF-8 text they become. At most
+/// one byte more is read per string, to find its NUL.
 pub const MAX_CMDLINE_BYTES: usize = 4096;
 /// The highest frame number considered (52-bit physical addresses).
 pub const MAX_PFN: Pfn = 1 << (52 - PAGE_SHIFT);
@@ -189,7 +191,8 @@ pub struct StartInfo {
     pub flags: u32,
     /// The command line (lossy UTF-8, at most [`MAX_CMDLINE_BYTES`]).
     pub cmdline: Option<String>,
-    /// The command line was cut at [`MAX_CMDLINE_BYTES`].
+    /// The command line was cut at [`MAX_CMDLINE_BYTES`]: it had no NUL
+    /// within that many bytes, or its lossy UTF-8 form was longer.
     pub cmdline_truncated: bool,
     /// The memory map (empty for version 0 or no map: ask
     /// XENMEM_memory_map).
@@ -245,47 +248,76 @@ fn table_bytes(paddr: u64, count: u32, size: usize) -> Result<usize, StartInfoEr
 
 /// A string read from guest memory.
 struct CString {
+    /// At most [`MAX_CMDLINE_BYTES`] bytes of UTF-8.
     text: String,
+    /// Something was dropped: the string had no NUL within
+    /// [`MAX_CMDLINE_BYTES`] bytes, or replacing invalid UTF-8 made it
+    /// longer than that and its tail was cut.
     cut: bool,
     /// Bytes of guest memory it occupies that were looked at (including
-    /// the NUL when it was found).
+    /// the NUL when it was found), at most `MAX_CMDLINE_BYTES + 1`.
     span: u64,
 }
 
-/// Reads a NUL-terminated string of at most `MAX_CMDLINE_BYTES`.
+/// Reads a NUL-terminated string, bounded exactly:
+///
+/// - guest memory read: at most `MAX_CMDLINE_BYTES + 1` bytes from
+///   `paddr` (the longest string kept, plus its NUL), in reads that never
+///   cross a page boundary;
+/// - a string of up to [`MAX_CMDLINE_BYTES`] bytes with its NUL is kept
+///   whole; a longer one (no NUL in the first `MAX_CMDLINE_BYTES + 1`
+///   bytes) is cut to its first `MAX_CMDLINE_BYTES` bytes and marked
+///   `cut`; if memory stops being readable right after those bytes the
+///   result is the same (cut, not an error), anywhere earlier it is a
+///   [`StartInfoError::Read`];
+/// - the text is lossy UTF-8 of at most [`MAX_CMDLINE_BYTES`] bytes:
+///   each invalid sequence becomes U+FFFD (3 bytes), and when that makes
+///   it longer it is cut at the last whole character that fits (`cut`).
 fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<CString, StartInfoError> {
+    // One more than is kept, to tell "exactly the limit" from "longer".
+    const WINDOW: usize = MAX_CMDLINE_BYTES + 1;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 64];
     let mut addr = paddr;
-    loop {
-        if bytes.len() >= MAX_CMDLINE_BYTES {
-            return Ok(CString {
-                span: bytes.len() as u64,
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-                cut: true,
-            });
+    let (found_nul, span) = loop {
+        if bytes.len() >= WINDOW {
+            break (false, bytes.len());
         }
         // Read up to the end of the page so a short string at the end of
-        // mapped memory does not fail.
+        // mapped memory does not fail, and never past the window.
         let to_page_end = (PAGE_SIZE - addr % PAGE_SIZE) as usize;
-        let n = chunk.len().min(to_page_end);
-        mem.read(addr, &mut chunk[..n])?;
+        let n = chunk.len().min(to_page_end).min(WINDOW - bytes.len());
+        if let Err(e) = mem.read(addr, &mut chunk[..n]) {
+            if bytes.len() == MAX_CMDLINE_BYTES {
+                break (false, bytes.len());
+            }
+            return Err(e.into());
+        }
         if let Some(nul) = chunk[..n].iter().position(|&c| c == 0) {
             bytes.extend_from_slice(&chunk[..nul]);
-            let span = bytes.len() as u64 + 1;
-            let cut = bytes.len() > MAX_CMDLINE_BYTES;
-            bytes.truncate(MAX_CMDLINE_BYTES);
-            return Ok(CString {
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-                cut,
-                span,
-            });
+            break (true, bytes.len() + 1);
         }
         bytes.extend_from_slice(&chunk[..n]);
         addr = addr
             .checked_add(n as u64)
             .ok_or(StartInfoError::BadAddress(paddr))?;
+    };
+    let mut cut = !found_nul;
+    bytes.truncate(MAX_CMDLINE_BYTES);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if text.len() > MAX_CMDLINE_BYTES {
+        let mut end = MAX_CMDLINE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        cut = true;
     }
+    Ok(CString {
+        text,
+        cut,
+        span: span as u64,
+    })
 }
 
 fn read_cmdline<R: PhysRead>(mem: &R, paddr: u64) -> Result<Option<CString>, StartInfoError> {
@@ -637,6 +669,124 @@ mod tests {
         let mut img = image(1, b"\0", MAP);
         img.bytes[0x100..].fill(b'z');
         assert!(matches!(parse(&img, BASE), Err(StartInfoError::Read(_))));
+    }
+
+    /// Guest memory that records how far reads went.
+    struct Watched<'a> {
+        img: &'a Image,
+        /// Highest end address of a read, successful or not.
+        end: core::cell::Cell<u64>,
+    }
+
+    impl PhysRead for Watched<'_> {
+        fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
+            self.end.set(self.end.get().max(paddr + buf.len() as u64));
+            self.img.read(paddr, buf)
+        }
+    }
+
+    /// `text` at `BASE + off` in two pages of 'junk' memory (plus `extra`
+    /// readable bytes after them), read with [`read_c_string`]; returns the
+    /// string and how many bytes from `BASE + off` were looked at.
+    fn c_string_at(
+        off: usize,
+        text: &[u8],
+        extra: usize,
+    ) -> (Result<CString, StartInfoError>, u64) {
+        let len = (off + text.len()).max(2 * PAGE_SIZE as usize) + extra;
+        let mut bytes = vec![b'j'; len];
+        bytes[off..off + text.len()].copy_from_slice(text);
+        let img = Image { base: BASE, bytes };
+        let mem = Watched {
+            img: &img,
+            end: core::cell::Cell::new(0),
+        };
+        let r = read_c_string(&mem, BASE + off as u64);
+        let looked = mem.end.get().saturating_sub(BASE + off as u64);
+        (r, looked)
+    }
+
+    #[test]
+    fn cmdline_bound_is_exact_at_every_alignment() {
+        const MAX: usize = MAX_CMDLINE_BYTES;
+        // Offsets around chunk and page boundaries, so the string starts
+        // aligned, unaligned, and just before a page end.
+        for off in [0, 1, 7, 63, 64, 65, 100, 4031, 4032, 4095] {
+            for len in [0, 1, MAX - 1, MAX, MAX + 1, MAX + 63, MAX + 64, MAX + 500] {
+                let mut text = vec![b'a'; len];
+                text.push(0);
+                let (r, looked) = c_string_at(off, &text, 0);
+                let c = r.unwrap();
+                let what = alloc::format!("off {off} len {len}");
+                assert!(looked <= MAX as u64 + 1, "{what}: looked at {looked}");
+                if len <= MAX {
+                    // The whole string and its NUL (reads may go a chunk
+                    // beyond the NUL, but not beyond the bound above).
+                    assert!(!c.cut, "{what}");
+                    assert_eq!(c.text.len(), len, "{what}");
+                    assert_eq!(c.span, len as u64 + 1, "{what}");
+                    assert!(looked > len as u64, "{what}");
+                } else {
+                    assert!(c.cut, "{what}");
+                    assert_eq!(c.text.len(), MAX, "{what}");
+                    assert_eq!(c.span, MAX as u64 + 1, "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cmdline_of_max_bytes_at_a_page_boundary_is_whole() {
+        // 4096 bytes filling a page exactly, NUL first on the next one.
+        let mut text = vec![b'x'; MAX_CMDLINE_BYTES];
+        text.push(0);
+        let (r, _) = c_string_at(0, &text, 0);
+        let c = r.unwrap();
+        assert!(!c.cut);
+        assert_eq!(c.text.len(), MAX_CMDLINE_BYTES);
+        // Unterminated in readable memory that ends right after the
+        // limit: cut, not an error.
+        let img = Image {
+            base: BASE,
+            bytes: vec![b'x'; MAX_CMDLINE_BYTES],
+        };
+        let c = read_c_string(&img, BASE).unwrap();
+        assert!(c.cut);
+        assert_eq!(
+            (c.text.len(), c.span),
+            (MAX_CMDLINE_BYTES, MAX_CMDLINE_BYTES as u64)
+        );
+    }
+
+    #[test]
+    fn lossy_cmdline_stays_within_the_byte_bound() {
+        for len in [
+            1365,
+            1366,
+            MAX_CMDLINE_BYTES - 1,
+            MAX_CMDLINE_BYTES,
+            MAX_CMDLINE_BYTES + 9,
+        ] {
+            let mut text = vec![0xff; len];
+            text.push(0);
+            let (r, looked) = c_string_at(3, &text, 0);
+            let c = r.unwrap();
+            assert!(c.text.len() <= MAX_CMDLINE_BYTES, "{len}: {}", c.text.len());
+            assert!(looked <= MAX_CMDLINE_BYTES as u64 + 1);
+            // Every byte became U+FFFD (3 bytes); cut when they do not fit.
+            let kept = len.min(MAX_CMDLINE_BYTES / 3);
+            assert_eq!(c.text, "\u{fffd}".repeat(kept), "{len}");
+            assert_eq!(c.cut, kept < len, "{len}");
+        }
+        // A multi-byte character straddling the limit is dropped whole.
+        let mut text = vec![b'a'; MAX_CMDLINE_BYTES - 1];
+        text.extend_from_slice("é".as_bytes());
+        text.push(0);
+        let (r, _) = c_string_at(0, &text, 0);
+        let c = r.unwrap();
+        assert!(c.cut);
+        assert_eq!(c.text.len(), MAX_CMDLINE_BYTES - 1);
+        assert!(c.text.bytes().all(|b| b == b'a'));
     }
 
     #[test]
