@@ -438,15 +438,23 @@ impl From<crate::xen::abi::e820entry> for MemRange {
 /// Turns a memory map into sorted, merged RAM frame ranges: only whole
 /// pages of RAM entries count (partial pages trimmed), anything any
 /// non-RAM entry touches is removed (a page is RAM only if nothing says
-/// otherwise), frames at or above [`MAX_PFN`] are dropped, and wrapping or
-/// empty entries are ignored. Never panics.
+/// otherwise), and frames at or above [`MAX_PFN`] are dropped.
+///
+/// Entries that make no sense are never trusted as RAM: a RAM entry whose
+/// end wraps (`addr + size` overflows u64, including ending exactly at
+/// 2^64) is ignored, as are zero-sized entries and RAM entries that cover
+/// no whole page. A non-RAM entry whose end wraps removes everything from
+/// its start up (what it claims cannot be said more safely). Never
+/// panics. [`memmap_anomalies`] counts such entries, for the caller to
+/// report.
 pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
     // Half-open pfn intervals.
     let mut ram: Vec<(Pfn, Pfn)> = Vec::new();
     let mut holes: Vec<(Pfn, Pfn)> = Vec::new();
     for e in map {
-        let end_addr = e.addr.saturating_add(e.size);
+        let end_addr = e.addr.checked_add(e.size);
         if e.kind == MemKind::Ram {
+            let Some(end_addr) = end_addr else { continue };
             let start = e.addr.div_ceil(PAGE_SIZE);
             let end = (end_addr / PAGE_SIZE).min(MAX_PFN);
             if start < end {
@@ -454,7 +462,7 @@ pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
             }
         } else {
             let start = e.addr / PAGE_SIZE;
-            let end = end_addr.div_ceil(PAGE_SIZE);
+            let end = end_addr.unwrap_or(u64::MAX).div_ceil(PAGE_SIZE);
             if start < end {
                 holes.push((start, end));
             }
@@ -484,6 +492,65 @@ pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
         }
     }
     out
+}
+
+/// Memory map entries [`ram_pfn_ranges`] did not take as written. All
+/// counts saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemMapAnomalies {
+    /// RAM entries whose end wraps past 2^64: ignored.
+    pub wrapping_ram: u32,
+    /// Non-RAM entries whose end wraps: taken to reach the top of the
+    /// address space.
+    pub wrapping_other: u32,
+    /// Zero-sized entries (of any kind): ignored.
+    pub empty: u32,
+    /// Non-empty, non-wrapping RAM entries without one whole page:
+    /// nothing usable.
+    pub no_whole_page: u32,
+    /// Non-wrapping RAM entries reaching at or above [`MAX_PFN`]: cut
+    /// there (or dropped).
+    pub above_max_pfn: u32,
+}
+
+impl MemMapAnomalies {
+    /// Anything to report.
+    pub fn any(&self) -> bool {
+        *self != MemMapAnomalies::default()
+    }
+}
+
+/// Counts the entries of `map` that [`ram_pfn_ranges`] ignores, clamps or
+/// widens. The map comes from the loader or the hypervisor, so nothing
+/// here is fatal; a boot path should log the counts (once, as a
+/// warning) when [`MemMapAnomalies::any`] is true.
+pub fn memmap_anomalies(map: &[MemRange]) -> MemMapAnomalies {
+    let mut a = MemMapAnomalies::default();
+    let bump = |n: &mut u32| *n = n.saturating_add(1);
+    for e in map {
+        let is_ram = e.kind == MemKind::Ram;
+        if e.size == 0 {
+            bump(&mut a.empty);
+            continue;
+        }
+        let Some(end_addr) = e.addr.checked_add(e.size) else {
+            bump(if is_ram {
+                &mut a.wrapping_ram
+            } else {
+                &mut a.wrapping_other
+            });
+            continue;
+        };
+        if !is_ram {
+            continue;
+        }
+        if e.addr.div_ceil(PAGE_SIZE) >= end_addr / PAGE_SIZE {
+            bump(&mut a.no_whole_page);
+        } else if end_addr / PAGE_SIZE > MAX_PFN {
+            bump(&mut a.above_max_pfn);
+        }
+    }
+    a
 }
 
 /// Sorts and merges overlapping or touching intervals.
@@ -878,6 +945,139 @@ mod tests {
                 count: 0x21
             }]
         );
+    }
+
+    fn ram(addr: u64, size: u64) -> MemRange {
+        MemRange {
+            addr,
+            size,
+            kind: MemKind::Ram,
+        }
+    }
+
+    fn reserved(addr: u64, size: u64) -> MemRange {
+        MemRange {
+            addr,
+            size,
+            kind: MemKind::Reserved,
+        }
+    }
+
+    #[test]
+    fn wrapping_ram_entries_are_ignored() {
+        const LOW: MemRange = MemRange {
+            addr: 0,
+            size: 0x9f000,
+            kind: MemKind::Ram,
+        };
+        let low = vec![PfnRange {
+            start: 0,
+            count: 0x9f,
+        }];
+        // The fuzz case: RAM {1 MiB, u64::MAX} claimed RAM up to MAX_PFN.
+        assert_eq!(ram_pfn_ranges(&[ram(1 << 20, u64::MAX)]), vec![]);
+        assert_eq!(ram_pfn_ranges(&[LOW, ram(1 << 20, u64::MAX)]), low);
+        for (addr, size) in [
+            (0x1000, u64::MAX - 0xfff), // ends exactly at 2^64
+            (0x1000, u64::MAX),
+            (u64::MAX, 1),
+            (u64::MAX, u64::MAX),
+            (1 << 51, u64::MAX - (1 << 50)),
+        ] {
+            assert_eq!(
+                ram_pfn_ranges(&[LOW, ram(addr, size)]),
+                low,
+                "{addr:#x}+{size:#x}"
+            );
+        }
+        // The largest entry that does not wrap still counts (clamped).
+        assert_eq!(
+            ram_pfn_ranges(&[ram(1 << 20, u64::MAX - (1 << 20))]),
+            vec![PfnRange {
+                start: 0x100,
+                count: MAX_PFN - 0x100
+            }]
+        );
+        // A wrapping non-RAM entry still takes away everything from its
+        // start up: nothing above it is known to be RAM.
+        assert_eq!(
+            ram_pfn_ranges(&[ram(0, 0x10_0000), reserved(0x8_0800, u64::MAX)]),
+            vec![PfnRange {
+                start: 0,
+                count: 0x80
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_and_sub_page_entries() {
+        // Zero-sized, sub-page and page-straddling RAM without a whole
+        // page give nothing.
+        for e in [
+            ram(0x5000, 0),
+            ram(0, 0),
+            ram(u64::MAX, 0),
+            ram(0x5000, 0xfff),
+            ram(0x5001, 0xfff),
+            ram(0x5800, 0x1000),
+            ram(0x5fff, 0x1000),
+        ] {
+            assert_eq!(ram_pfn_ranges(&[e]), vec![], "{e:?}");
+        }
+        // Exactly one page, however it is written.
+        for e in [
+            ram(0x5000, 0x1000),
+            ram(0x4fff, 0x1001),
+            ram(0x4001, 0x2ffe),
+        ] {
+            assert_eq!(
+                ram_pfn_ranges(&[e]),
+                vec![PfnRange { start: 5, count: 1 }],
+                "{e:?}"
+            );
+        }
+        // A zero-sized hole takes nothing away; a one-byte hole takes its
+        // page.
+        let r = ram(0x4000, 0x3000);
+        assert_eq!(
+            ram_pfn_ranges(&[r, reserved(0x5000, 0)]),
+            vec![PfnRange { start: 4, count: 3 }]
+        );
+        assert_eq!(
+            ram_pfn_ranges(&[r, reserved(0x5fff, 1)]),
+            vec![
+                PfnRange { start: 4, count: 1 },
+                PfnRange { start: 6, count: 1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn anomalies_are_counted_for_the_caller() {
+        assert_eq!(memmap_anomalies(&[]), MemMapAnomalies::default());
+        assert!(!memmap_anomalies(&[ram(0, 0x9f000), reserved(0xf0000, 0x10000)]).any());
+        let a = memmap_anomalies(&[
+            ram(1 << 20, u64::MAX),
+            ram(u64::MAX, 1),
+            reserved(0x1000, u64::MAX),
+            ram(0x5000, 0),
+            reserved(0x5000, 0),
+            ram(0x5800, 0x1000),
+            ram(1 << 52, 1 << 20),
+            ram((1 << 52) - 0x1000, 0x2000),
+            ram(0, 0x9f000),
+        ]);
+        assert_eq!(
+            a,
+            MemMapAnomalies {
+                wrapping_ram: 2,
+                wrapping_other: 1,
+                empty: 2,
+                no_whole_page: 1,
+                above_max_pfn: 2,
+            }
+        );
+        assert!(a.any());
     }
 
     fn kind() -> impl Strategy<Value = MemKind> {
