@@ -34,7 +34,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Transaction, Waiter, WatchEvent, XenstoreClient};
+pub use client::{ClientStats, Transaction, Waiter, WatchEvent, XenstoreClient};
 pub use ring::{RingPage, VolatilePage};
 pub use wire::parse_u64;
 

@@ -803,3 +803,145 @@ proptest! {
         }
     }
 }
+
+// -- Late replies after many failed calls ------------------------------------
+
+/// The fuzz reproduction: more than 32 reads time out while xenstored is
+/// stalled, then it answers all of them. A caller that only issues
+/// requests (never polls) must get every later read answered.
+#[test]
+fn recovers_after_many_timeouts_without_polling() {
+    for n in [32, 33, 100, 1000] {
+        let (mut c, peer) = setup();
+        peer.borrow_mut().silent = true;
+        for _ in 0..n {
+            assert_eq!(c.read("memory/target"), Err(XsError::Timeout));
+        }
+        peer.borrow_mut().silent = false;
+        for i in 0..2000 {
+            assert_eq!(
+                c.read("memory/target").as_deref(),
+                Ok("524288"),
+                "read {i} after {n} timeouts"
+            );
+        }
+        assert!(!c.is_broken());
+        let st = c.stats();
+        assert_eq!((st.given_up, st.stale_replies), (n, n));
+        assert_eq!((st.unsolicited_replies, st.bad_events), (0, 0));
+    }
+}
+
+/// Same, when the late replies are met by `poll` while idle.
+#[test]
+fn late_replies_met_by_poll_are_dropped() {
+    let (mut c, peer) = setup();
+    c.watch("memory/target", "t").unwrap();
+    assert_eq!(c.poll_watch_events().unwrap().len(), 1); // initial event
+    peer.borrow_mut().silent = true;
+    for _ in 0..50 {
+        assert_eq!(c.read("memory/target"), Err(XsError::Timeout));
+    }
+    peer.borrow_mut().silent = false;
+    // An event among the late replies still reaches its owner.
+    peer.borrow_mut()
+        .send(wire::encode_watch_event("memory/target", "t").unwrap());
+    loop {
+        let moved = peer.borrow_mut().step();
+        assert_eq!(c.poll(), Ok(()));
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(c.take_watch_events("t").unwrap(), vec!["memory/target"]);
+    assert_eq!(c.read_u64("memory/target"), Ok(524_288));
+    assert!(!c.is_broken());
+}
+
+/// Malformed watch events fail the call that meets them; the replies
+/// behind them are owed and must not wedge the client.
+#[test]
+fn recovers_after_many_malformed_events() {
+    for n in [33, 200] {
+        let (mut c, peer) = setup();
+        peer.borrow_mut().inject_before_reply =
+            vec![wire::encode(XS_WATCH_EVENT, 0, 0, b"no-token").unwrap(); n];
+        let mut failed = 0;
+        while c.read("domid").is_err() {
+            failed += 1;
+            assert!(failed <= n, "still failing after {failed} calls");
+        }
+        assert_eq!(failed, n);
+        for i in 0..500 {
+            assert_eq!(c.read("domid").as_deref(), Ok("7"), "read {i}");
+        }
+        assert!(!c.is_broken());
+        let st = c.stats();
+        assert_eq!((st.bad_events, st.stale_replies), (n as u64, n as u64));
+    }
+}
+
+/// A reply with an id the client never handed out (0, or ahead of its
+/// counter) is the peer's error, not a late reply: it fails the call
+/// that meets it, and the client carries on.
+#[test]
+fn replies_with_ids_never_issued_are_errors() {
+    let (mut c, peer) = setup();
+    assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    for bad_id in [0, 50, u32::MAX] {
+        peer.borrow_mut()
+            .send(wire::encode(XS_READ, bad_id, 0, b"x").unwrap());
+        while peer.borrow_mut().step() {}
+        assert_eq!(c.poll(), Err(XsError::Protocol), "{bad_id}");
+        assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    }
+    assert!(!c.is_broken());
+    assert_eq!(c.stats().unsolicited_replies, 3);
+    assert_eq!(c.stats().stale_replies, 0);
+}
+
+/// Across the wrap of the id counter (0 is skipped), ids handed out
+/// before it are still recognised as stale, and after it every non-zero
+/// id counts as handed out.
+#[test]
+fn late_replies_across_the_id_wrap() {
+    let (mut c, peer) = setup();
+    c.set_next_req_id(u32::MAX - 2);
+    peer.borrow_mut().silent = true;
+    for _ in 0..6 {
+        assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    }
+    peer.borrow_mut().silent = false;
+    for _ in 0..50 {
+        assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    }
+    let ids: Vec<u32> = peer.borrow().requests.iter().map(|h| h.req_id).collect();
+    assert_eq!(&ids[..6], &[u32::MAX - 2, u32::MAX - 1, u32::MAX, 1, 2, 3]);
+    assert_eq!(c.stats().stale_replies, 6);
+    // After the wrap any non-zero id counts as handed out (even one the
+    // jump above skipped): stale, not an error.
+    peer.borrow_mut()
+        .send(wire::encode(XS_READ, 1_000_000, 0, b"x").unwrap());
+    while peer.borrow_mut().step() {}
+    assert_eq!(c.poll(), Ok(()));
+    assert_eq!(c.stats().stale_replies, 7);
+    // 0 never is.
+    peer.borrow_mut()
+        .send(wire::encode(XS_READ, 0, 0, b"x").unwrap());
+    while peer.borrow_mut().step() {}
+    assert_eq!(c.poll(), Err(XsError::Protocol));
+    assert!(!c.is_broken());
+}
+
+/// A request withdrawn before any of it reached the ring owes no reply.
+#[test]
+fn withdrawn_requests_are_not_counted_as_given_up() {
+    let (mut c, peer) = setup();
+    {
+        let mut p = peer.borrow_mut();
+        p.paused = true;
+        p.pg().req_prod = 1024; // request ring full
+    }
+    assert_eq!(c.write("data/x", "1"), Err(XsError::Timeout));
+    assert_eq!(c.stats().given_up, 0);
+}
