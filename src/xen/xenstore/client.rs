@@ -14,6 +14,13 @@
 //! request that timed out half-written is completed before the next one,
 //! so the stream stays framed.
 //!
+//! Work per call is bounded even when the peer keeps the response ring
+//! full: [`XenstoreClient::poll`] reads at most [`MAX_MESSAGES_PER_POLL`]
+//! messages, and a request looks at the clock every few messages and
+//! reads at most [`MAX_MESSAGES_PER_REQUEST`] before it fails with
+//! [`XsError::Timeout`]. Nothing is lost: unread messages stay in the
+//! ring for the next call ([`XenstoreClient::has_pending_input`]).
+//!
 //! Errors: a reply whose header announces more than
 //! [`XENSTORE_PAYLOAD_MAX`] bytes loses the framing for good; the client
 //! then answers every call with [`XsError::Protocol`] (see
@@ -71,6 +78,25 @@ pub const TRANSACTION_ATTEMPTS: u32 = 8;
 /// events are coalesced, so this only matters for a flood of distinct
 /// paths.
 pub const MAX_QUEUED_EVENTS: usize = 256;
+/// Messages one [`XenstoreClient::poll`] reads at most; the rest stay in
+/// the ring for the next call (see [`XenstoreClient::has_pending_input`]).
+pub const MAX_MESSAGES_PER_POLL: usize = 64;
+/// Messages one request reads at most while waiting for its reply, so a
+/// peer that keeps the ring full (of watch events, say) cannot hold a
+/// call past its deadline, nor forever when the clock does not move.
+pub const MAX_MESSAGES_PER_REQUEST: usize = 1024;
+/// Messages read between two looks at the clock while a request waits.
+const MESSAGES_PER_CLOCK_CHECK: usize = 16;
+
+/// What one `pump` ended with.
+enum Pumped {
+    /// The reply asked for.
+    Reply(Message),
+    /// The ring holds no complete message.
+    Drained,
+    /// The message budget ran out; more may be waiting.
+    Budget,
+}
 
 /// What the client has seen that did not go as it should, for
 /// diagnostics. Counters saturate.
@@ -178,11 +204,13 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
 
     // -- Watch events -------------------------------------------------------
 
-    /// Reads whatever the peer has sent without blocking (queueing watch
-    /// events) and pushes out pending request bytes. Call it when the
-    /// store event fires while no request is in flight.
+    /// Reads what the peer has sent without blocking (queueing watch
+    /// events), at most [`MAX_MESSAGES_PER_POLL`] messages, and pushes out
+    /// pending request bytes. Call it when the store event fires while no
+    /// request is in flight, and again while
+    /// [`has_pending_input`](Self::has_pending_input) says more is there.
     pub fn poll(&mut self) -> Result<(), XsError> {
-        self.pump(None).map(|_| ())
+        self.pump(None, MAX_MESSAGES_PER_POLL).map(|_| ())
     }
 
     /// Polls, then hands over every queued watch event, oldest first.
@@ -205,6 +233,16 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
             }
         });
         Ok(paths)
+    }
+
+    /// True when the response ring holds bytes not read yet (the peer's
+    /// indices are valid and differ). Each call reads a bounded number of
+    /// messages and leaves the rest in the ring, and the store event does
+    /// not fire again for bytes already announced: a caller that sees this
+    /// should [`poll`](Self::poll) again soon instead of blocking on the
+    /// event channel.
+    pub fn has_pending_input(&self) -> bool {
+        !self.broken && ring::used(self.page.rsp_cons(), self.page.rsp_prod()).is_ok_and(|n| n > 0)
     }
 
     /// Watch events queued and not yet taken.
@@ -345,14 +383,23 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
         let msg_len = msg.len();
         self.out.extend(msg);
         let deadline = self.waiter.now_ns().saturating_add(self.timeout_ns);
+        let mut read = 0;
         let result = loop {
-            match self.pump(Some(req_id)) {
-                Ok(Some(reply)) => break Ok(reply),
-                Ok(None) => {}
+            match self.pump(Some(req_id), MESSAGES_PER_CLOCK_CHECK) {
+                Ok(Pumped::Reply(reply)) => break Ok(reply),
+                Ok(Pumped::Drained) => {
+                    if let Err(e) = self.waiter.wait(deadline) {
+                        break Err(e);
+                    }
+                }
+                // More in the ring: no waiting, but mind the deadline.
+                Ok(Pumped::Budget) => {
+                    read += MESSAGES_PER_CLOCK_CHECK;
+                    if read >= MAX_MESSAGES_PER_REQUEST || self.waiter.now_ns() >= deadline {
+                        break Err(XsError::Timeout);
+                    }
+                }
                 Err(e) => break Err(e),
-            }
-            if let Err(e) = self.waiter.wait(deadline) {
-                break Err(e);
             }
         };
         match result {
@@ -379,14 +426,17 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
     }
 
     /// Pushes out pending request bytes, then reads complete messages
-    /// until the reply to `want` turns up or the ring runs dry. Never
-    /// blocks.
-    fn pump(&mut self, want: Option<u32>) -> Result<Option<Message>, XsError> {
+    /// until the reply to `want` turns up, the ring runs dry or `budget`
+    /// messages were read (the rest stay in the ring). Never blocks.
+    fn pump(&mut self, want: Option<u32>, budget: usize) -> Result<Pumped, XsError> {
         if self.broken {
             return Err(XsError::Protocol);
         }
         self.flush()?;
-        while let Some(msg) = self.next_message()? {
+        for _ in 0..budget {
+            let Some(msg) = self.next_message()? else {
+                return Ok(Pumped::Drained);
+            };
             let h = msg.header;
             if h.ty == XS_WATCH_EVENT {
                 if let Err(e) = self.queue_event(&msg.payload) {
@@ -394,7 +444,7 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
                     return Err(e);
                 }
             } else if Some(h.req_id) == want {
-                return Ok(Some(msg));
+                return Ok(Pumped::Reply(msg));
             } else if self.was_issued(h.req_id) {
                 bump(&mut self.stats.stale_replies);
             } else {
@@ -402,7 +452,7 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
                 return Err(XsError::Protocol);
             }
         }
-        Ok(None)
+        Ok(Pumped::Budget)
     }
 
     /// Writes as much pending request data as the ring takes.

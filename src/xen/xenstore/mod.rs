@@ -49,7 +49,8 @@ pub enum XsError {
     Protocol,
     /// A path, value or token is too long or contains a NUL.
     BadArgument,
-    /// No reply within the deadline.
+    /// No reply within the deadline, or within the messages one call may
+    /// read ([`client::MAX_MESSAGES_PER_REQUEST`]).
     Timeout,
     /// No xenstore here (dom0 without xenstored, no hypervisor).
     Unavailable,

@@ -16,7 +16,8 @@ use core::cell::RefCell;
 use proptest::prelude::*;
 
 use super::client::{Waiter, WatchEvent, XenstoreClient, TRANSACTION_ATTEMPTS};
-use super::ring::VolatilePage;
+use super::ring::tests::BufPage;
+use super::ring::{RingPage, VolatilePage};
 use super::wire::{self, Header, Message, HEADER_LEN};
 use super::{Store, XsError};
 use crate::xen::abi::*;
@@ -944,4 +945,217 @@ fn withdrawn_requests_are_not_counted_as_given_up() {
     }
     assert_eq!(c.write("data/x", "1"), Err(XsError::Timeout));
     assert_eq!(c.stats().given_up, 0);
+}
+
+// -- A peer that never lets the response ring go empty -----------------------
+
+/// xenstored on another CPU that refills the response ring every time
+/// the client looks at `rsp_prod`: first replies to requests it answers
+/// (with "OK"), then numbered watch events `data/<i>` for token "t", up
+/// to `limit` of them (so an unbounded client still ends, and a test can
+/// see how much it consumed). Every look at `rsp_prod` also advances the
+/// shared clock by `tick_ns`.
+struct Flood {
+    page: BufPage,
+    /// Bytes produced in order: replies first, then events.
+    stream: VecDeque<u8>,
+    replies: VecDeque<u8>,
+    inbuf: Vec<u8>,
+    answer: bool,
+    flooding: bool,
+    produced: u64,
+    limit: u64,
+    clock: Rc<core::cell::Cell<u64>>,
+    tick_ns: u64,
+}
+
+impl Flood {
+    fn refill(&mut self) {
+        // Take requests; answer them if told to.
+        let req = self.page.peer_consume(usize::MAX);
+        self.inbuf.extend(req);
+        while self.inbuf.len() >= HEADER_LEN {
+            let h = Header::from_bytes(self.inbuf[..HEADER_LEN].try_into().unwrap()).unwrap();
+            let total = HEADER_LEN + h.len as usize;
+            if self.inbuf.len() < total {
+                break;
+            }
+            self.inbuf.drain(..total);
+            if self.answer {
+                let r = wire::encode(h.ty, h.req_id, h.tx_id, b"OK\0").unwrap();
+                self.replies.extend(r);
+            }
+        }
+        loop {
+            if self.stream.is_empty() {
+                if !self.replies.is_empty() {
+                    self.stream.extend(self.replies.drain(..));
+                } else if self.flooding && self.produced < self.limit {
+                    let path = format!("data/{}", self.produced);
+                    self.stream
+                        .extend(wire::encode_watch_event(&path, "t").unwrap());
+                    self.produced += 1;
+                } else {
+                    break;
+                }
+            }
+            let (a, b) = self.stream.as_slices();
+            let chunk = if a.is_empty() { b } else { a };
+            let n = self.page.peer_produce(chunk);
+            if n == 0 {
+                break;
+            }
+            self.stream.drain(..n);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FloodPage(Rc<RefCell<Flood>>);
+
+impl RingPage for FloodPage {
+    fn req_cons(&self) -> u32 {
+        self.0.borrow().page.req_cons
+    }
+    fn req_prod(&self) -> u32 {
+        self.0.borrow().page.req_prod
+    }
+    fn set_req_prod(&mut self, v: u32) {
+        self.0.borrow_mut().page.req_prod = v;
+    }
+    fn rsp_cons(&self) -> u32 {
+        self.0.borrow().page.rsp_cons
+    }
+    fn rsp_prod(&self) -> u32 {
+        let mut f = self.0.borrow_mut();
+        f.refill();
+        let t = f.clock.get().saturating_add(f.tick_ns);
+        f.clock.set(t);
+        f.page.rsp_prod
+    }
+    fn set_rsp_cons(&mut self, v: u32) {
+        self.0.borrow_mut().page.rsp_cons = v;
+    }
+    fn write_req(&mut self, offset: usize, data: &[u8]) {
+        self.0.borrow_mut().page.write_req(offset, data);
+    }
+    fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
+        self.0.borrow().page.read_rsp(offset, buf);
+    }
+}
+
+#[derive(Debug)]
+struct FloodWaiter {
+    clock: Rc<core::cell::Cell<u64>>,
+}
+
+impl Clock for FloodWaiter {
+    fn now_ns(&self) -> u64 {
+        self.clock.get()
+    }
+}
+
+impl Waiter for FloodWaiter {
+    fn notify(&mut self) {}
+    fn wait(&mut self, deadline_ns: u64) -> Result<(), XsError> {
+        let t = self.clock.get().saturating_add(1_000);
+        if t >= deadline_ns {
+            self.clock.set(t.max(deadline_ns));
+            return Err(XsError::Timeout);
+        }
+        self.clock.set(t);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for FloodPage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FloodPage")
+    }
+}
+
+const FLOOD_LIMIT: u64 = 20_000;
+
+fn flood(tick_ns: u64) -> (XenstoreClient<FloodPage, FloodWaiter>, Rc<RefCell<Flood>>) {
+    let clock = Rc::new(core::cell::Cell::new(0));
+    let f = Rc::new(RefCell::new(Flood {
+        page: BufPage::new(0, 0),
+        stream: VecDeque::new(),
+        replies: VecDeque::new(),
+        inbuf: Vec::new(),
+        answer: true,
+        flooding: false,
+        produced: 0,
+        limit: FLOOD_LIMIT,
+        clock: clock.clone(),
+        tick_ns,
+    }));
+    let mut c = XenstoreClient::new(FloodPage(f.clone()), FloodWaiter { clock });
+    c.set_timeout_ns(1_000_000);
+    c.watch("data", "t").unwrap();
+    f.borrow_mut().flooding = true;
+    (c, f)
+}
+
+/// xenstored stalled except for an endless stream of watch events: a
+/// request must still end at its deadline, after bounded work.
+#[test]
+fn endless_events_do_not_keep_a_request_from_timing_out() {
+    let (mut c, f) = flood(1_000);
+    f.borrow_mut().answer = false;
+    assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    let produced = f.borrow().produced;
+    // 1 ms at 1 us per look at the ring is a few hundred messages.
+    assert!(produced < 2_000, "{produced} events consumed by one read");
+    assert!(c.queued_watch_events() > 0);
+}
+
+/// The same with a clock that does not move (e.g. not set up yet): the
+/// cap on messages per request still ends the call.
+#[test]
+fn endless_events_end_a_request_even_with_a_stuck_clock() {
+    let (mut c, f) = flood(0);
+    f.borrow_mut().answer = false;
+    assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    let produced = f.borrow().produced;
+    assert!(produced < 5_000, "{produced} events consumed by one read");
+}
+
+/// With the peer answering, the reply is found among the events.
+#[test]
+fn replies_among_endless_events_are_found() {
+    let (mut c, f) = flood(0);
+    for _ in 0..100 {
+        c.write("data/x", "1").unwrap();
+    }
+    assert!(f.borrow().produced < FLOOD_LIMIT);
+}
+
+/// `poll` reads a bounded number of messages per call and leaves the
+/// rest in the ring: events arrive in order with none lost, and
+/// `has_pending_input` says there is more.
+#[test]
+fn poll_is_bounded_and_loses_nothing() {
+    let (mut c, f) = flood(1_000);
+    let mut next = 0u64;
+    for _ in 0..100 {
+        let evs = c.poll_watch_events().unwrap();
+        assert!(!evs.is_empty() && evs.len() <= 64, "{} events", evs.len());
+        for e in evs {
+            assert_eq!(e.path, format!("data/{next}"));
+            next += 1;
+        }
+        assert!(c.has_pending_input());
+    }
+    assert!(f.borrow().produced < 100 * 64 + 100);
+    // Once the stream ends, everything produced is delivered.
+    f.borrow_mut().flooding = false;
+    while c.has_pending_input() {
+        for e in c.poll_watch_events().unwrap() {
+            assert_eq!(e.path, format!("data/{next}"));
+            next += 1;
+        }
+    }
+    assert_eq!(next, f.borrow().produced);
+    assert_eq!(c.poll_watch_events().unwrap(), vec![]);
 }
