@@ -75,11 +75,20 @@ fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     u64::try_from(scaled).unwrap_or(u64::MAX)
 }
 
-fn read_record(p: *const vcpu_time_info) -> TimeInfo {
+/// Reads one consistent snapshot of the record at `p`, retrying while Xen
+/// is updating it.
+///
+/// # Safety
+/// `p` must point at a `vcpu_time_info` that stays mapped and readable
+/// for the duration of the call (a record in the shared-info page).
+unsafe fn read_record(p: *const vcpu_time_info) -> TimeInfo {
     loop {
-        // SAFETY: `p` points at vcpu 0's time record inside the mapped
-        // shared-info page; Xen updates it concurrently, hence volatile
-        // reads bracketed by the version protocol.
+        // SAFETY: by the caller's contract `p` points at a readable
+        // vcpu_time_info. `addr_of!` reaches each field without making a
+        // reference (Xen writes the record concurrently), each field is
+        // read with one volatile read of its own aligned integer type, and
+        // any bit pattern is a valid integer; a snapshot torn by a
+        // concurrent update is rejected by the version check below.
         unsafe {
             let v1 = core::ptr::addr_of!((*p).version).read_volatile();
             fence(Ordering::Acquire);
@@ -102,9 +111,14 @@ fn read_record(p: *const vcpu_time_info) -> TimeInfo {
 /// The current time record of vCPU 0 and the TSC, for diagnostics.
 pub fn record() -> Option<(TimeInfo, u64)> {
     events::shared_info_ptr().map(|sh| {
-        // SAFETY: projection to vcpu 0's time record; no reference made.
-        let p = unsafe { core::ptr::addr_of!((*sh).vcpu_info[0].time) };
-        (read_record(p), cpu::rdtsc())
+        // SAFETY: `shared_info_ptr` only returns the pointer registered
+        // with `set_shared_info`, whose contract is that it points at
+        // Xen's shared-info page, mapped for the rest of the kernel's
+        // life. `addr_of!` projects to vcpu_info[0].time (index 0 of a
+        // fixed-size array) without making a reference, and that record
+        // stays mapped and readable, as `read_record` requires.
+        let t = unsafe { read_record(core::ptr::addr_of!((*sh).vcpu_info[0].time)) };
+        (t, cpu::rdtsc())
     })
 }
 
@@ -113,9 +127,11 @@ pub fn record() -> Option<(TimeInfo, u64)> {
 pub fn now_ns() -> u64 {
     match events::shared_info_ptr() {
         Some(sh) => {
-            // SAFETY: projection to vcpu 0's time record; no reference made.
-            let p = unsafe { core::ptr::addr_of!((*sh).vcpu_info[0].time) };
-            let t = read_record(p);
+            // SAFETY: as in `record`: `sh` is the shared-info page that
+            // `set_shared_info`'s contract keeps mapped for the kernel's
+            // life, the projection to vcpu_info[0].time makes no
+            // reference, and that record stays readable during the call.
+            let t = unsafe { read_record(core::ptr::addr_of!((*sh).vcpu_info[0].time)) };
             t.ns_at(cpu::rdtsc())
         }
         None => 0,

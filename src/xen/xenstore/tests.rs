@@ -55,16 +55,19 @@ struct Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        // SAFETY: allocated in `Peer::new` by Box::into_raw; the client
-        // holding a VolatilePage to it also holds an Rc to this peer, so
-        // it is gone by now.
+        // SAFETY: `self.page` came from Box::into_raw in `Peer::new` and
+        // is freed only here, once. Every VolatilePage over it belongs to a
+        // client whose TestWaiter holds an Rc to this peer, so this drop
+        // runs only after the last such client (and its page) is gone,
+        // and nothing uses the pointer afterwards.
         unsafe { drop(Box::from_raw(self.page)) };
     }
 }
 
 impl Peer {
     fn new(req_start: u32, rsp_start: u32) -> Self {
-        // SAFETY: all-zero bytes are a valid xenstore_domain_interface.
+        // SAFETY: xenstore_domain_interface is a repr(C) struct of u8
+        // arrays and u32 fields only, for which all-zero bytes are valid.
         let mut page: Box<xenstore_domain_interface> = Box::new(unsafe { core::mem::zeroed() });
         page.req_cons = req_start;
         page.req_prod = req_start;
@@ -98,9 +101,13 @@ impl Peer {
     }
 
     fn pg(&mut self) -> &mut xenstore_domain_interface {
-        // SAFETY: single-threaded test; the client only touches the page
-        // through raw-pointer volatile accesses between our calls, and no
-        // reference returned here outlives the statement using it.
+        // SAFETY: `self.page` is the live, aligned, initialised allocation
+        // made in `Peer::new` (freed only in Drop). The tests are single
+        // threaded and the client accesses the page only inside its own
+        // calls, through raw-pointer volatile accesses that are complete
+        // whenever it calls into the peer (from `Waiter::wait`) or returns
+        // to the test; every caller uses the returned reference within one
+        // statement, so no other access overlaps it.
         unsafe { &mut *self.page }
     }
 
@@ -335,8 +342,13 @@ fn setup_at(req_start: u32, rsp_start: u32, chunk: usize) -> (Client, Rc<RefCell
     let mut peer = Peer::new(req_start, rsp_start);
     peer.chunk = chunk;
     let peer = Rc::new(RefCell::new(peer));
-    // SAFETY: the page lives as long as the peer, and the client holds
-    // the peer (through its waiter).
+    // SAFETY: the page is a live, aligned xenstore_domain_interface from
+    // `Peer::new`, freed only when the peer drops; the client holds an Rc
+    // to the peer in its waiter, so the page outlives the VolatilePage.
+    // The peer writes only its own fields, except where a test plays a
+    // hostile peer by poking `req_prod`/`rsp_cons`: that breaks the
+    // protocol on purpose, not memory safety, since every access is
+    // single-threaded and none overlaps another.
     let page = unsafe { VolatilePage::new(peer.borrow().page) };
     let mut client = XenstoreClient::new(page, TestWaiter { peer: peer.clone() });
     client.set_timeout_ns(1_000_000);
