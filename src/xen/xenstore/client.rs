@@ -69,6 +69,19 @@ pub struct WatchEvent {
     pub token: String,
 }
 
+/// For logs: the path and token, escaped and bounded (see
+/// [`untrusted`](super::untrusted)).
+impl core::fmt::Display for WatchEvent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} (token {})",
+            super::untrusted(&self.path),
+            super::untrusted(&self.token)
+        )
+    }
+}
+
 /// Default time a request may take.
 pub const DEFAULT_TIMEOUT_NS: u64 = 5_000_000_000;
 /// Attempts [`XenstoreClient::transaction`] makes when commits keep

@@ -1171,3 +1171,57 @@ fn poll_is_bounded_and_loses_nothing() {
     assert_eq!(next, f.borrow().produced);
     assert_eq!(c.poll_watch_events().unwrap(), vec![]);
 }
+
+// -- Peer strings in logs --------------------------------------------------------
+
+#[test]
+fn untrusted_strings_are_escaped_and_bounded() {
+    use super::{untrusted, LOG_MAX_BYTES};
+    let show = |s: &str| untrusted(s).to_string();
+    // Ordinary values are unchanged.
+    for plain in ["524288", "/local/domain/7/memory/target", "été", ""] {
+        assert_eq!(show(plain), plain);
+    }
+    // No way to start a new line, move the cursor or send escapes.
+    assert_eq!(show("1\nFAKE: ok"), "1\\nFAKE: ok");
+    assert_eq!(show("a\r\tb"), "a\\r\\tb");
+    assert_eq!(show("\u{1b}[2J\0"), "\\u{1b}[2J\\0");
+    assert_eq!(show("\u{7f}\u{85}\u{9b}"), "\\u{7f}\\u{85}\\u{9b}");
+    // Bidi overrides and isolates (reordering what is shown).
+    assert_eq!(show("a\u{202e}b\u{2066}"), "a\\u{202e}b\\u{2066}");
+    // The escape character itself and quotes, so the form is unambiguous.
+    assert_eq!(show("\\n'\""), "\\\\n\\'\\\"");
+    // Bounded: at most LOG_MAX_BYTES, then "...", never half an escape or
+    // half a character.
+    let long = "x".repeat(5000);
+    assert_eq!(show(&long), format!("{}...", "x".repeat(LOG_MAX_BYTES)));
+    assert_eq!(show(&"x".repeat(LOG_MAX_BYTES)), "x".repeat(LOG_MAX_BYTES));
+    assert_eq!(untrusted("ab\ncd").max_bytes(3).to_string(), "ab...");
+    assert_eq!(untrusted("ab\ncd").max_bytes(4).to_string(), "ab\\n...");
+    assert_eq!(untrusted("aé").max_bytes(2).to_string(), "a...");
+    assert_eq!(untrusted("anything").max_bytes(0).to_string(), "...");
+    // A watch event shows both strings that way.
+    assert_eq!(
+        ev("data/\n", "t\u{1b}").to_string(),
+        "data/\\n (token t\\u{1b})"
+    );
+}
+
+proptest! {
+    /// Whatever the peer sends, the rendering has no control or format
+    /// character and stays within the bound.
+    #[test]
+    fn untrusted_rendering_is_always_safe(s in any::<String>(), max in 0usize..200) {
+        let out = super::untrusted(&s).max_bytes(max).to_string();
+        prop_assert!(out.len() <= max + 3);
+        prop_assert!(!out.chars().any(|c| c.is_control()));
+        let bidi_or_zero_width = |c: char| {
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        };
+        let hidden = out.chars().any(bidi_or_zero_width);
+        prop_assert!(!hidden, "hidden character in {:?}", out);
+        if s.len() <= max && s.chars().all(|c| c.is_ascii_graphic() && c != '\\' && c != '\'' && c != '"') {
+            prop_assert_eq!(out, s);
+        }
+    }
+}
