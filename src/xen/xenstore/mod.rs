@@ -19,6 +19,11 @@
 //! xs.watch("memory/target", "balloon")?;
 //! // when the store event fires (or on each tick):
 //! for path in xs.take_watch_events("balloon")? { /* re-read target */ }
+//! // each call reads a bounded number of messages; if the peer left more,
+//! // poll again soon rather than block on the event channel:
+//! if xs.has_pending_input() { /* next loop iteration without waiting */ }
+//! // logging anything dom0 wrote:
+//! log::info!("value {}", untrusted(&value));
 //! ```
 
 use alloc::string::String;
