@@ -46,10 +46,11 @@ impl TimeInfo {
 /// dropped before multiplying, as pvclock does) and otherwise `d = delta`.
 /// The result saturates at `u64::MAX` instead of wrapping.
 ///
-/// Real records have a small `|tsc_shift|`; values outside -63..=63
-/// still mean the same formula: a shift of -64 or below gives 0, a
-/// shift of 64 or more gives `u64::MAX` unless `delta * mul` is 0 (or,
-/// for exactly 64, small enough to fit). A `mul` of 0 gives 0. The
+/// Real records have a small `|tsc_shift|`; any other value still means
+/// the same formula: a shift of -64 or below shifts the whole delta out
+/// and gives 0; a shift `s` of 32 or more multiplies `delta * mul` by
+/// `2^(s - 32)`, which saturates unless `delta * mul < 2^(96 - s)` (so
+/// from 96 up, everything but 0 saturates). A `mul` of 0 gives 0. The
 /// result never decreases as `delta`, `shift` or `mul` grow.
 fn scale_delta(delta: u64, mul: u32, shift: i8) -> u64 {
     let d = if shift < 0 {
@@ -224,6 +225,9 @@ mod tests {
         assert_eq!(at(64, 1, 1), 1 << 32);
         assert_eq!(at(40, 1, 1 << 40), 1 << 48);
         assert_eq!(at(65, u32::MAX, 1), u64::MAX - 1_000);
+        assert_eq!(at(95, 1, 1), 1 << 63);
+        assert_eq!(at(95, 1, 2), u64::MAX - 1_000);
+        assert_eq!(at(96, 1, 1), u64::MAX - 1_000);
         assert_eq!(at(127, 1, 1), u64::MAX - 1_000);
         assert_eq!(at(127, 0, (1 << 63) - 1), 0);
         // (2^63 - 1) >> 31 = 2^32 - 1; times (2^32 - 1) / 2^32.
