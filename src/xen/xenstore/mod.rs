@@ -19,11 +19,16 @@
 //! xs.watch("memory/target", "balloon")?;
 //! // when the store event fires (or on each tick):
 //! for path in xs.take_watch_events("balloon")? { /* re-read target */ }
+//! // each call reads a bounded number of messages; if the peer left more,
+//! // poll again soon rather than block on the event channel:
+//! if xs.has_pending_input() { /* next loop iteration without waiting */ }
+//! // logging anything dom0 wrote:
+//! log::info!("value {}", untrusted(&value));
 //! ```
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt;
+use core::fmt::{self, Write as _};
 
 use crate::xen::errno::Errno;
 
@@ -34,7 +39,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Transaction, Waiter, WatchEvent, XenstoreClient};
+pub use client::{ClientStats, Transaction, Waiter, WatchEvent, XenstoreClient};
 pub use ring::{RingPage, VolatilePage};
 pub use wire::parse_u64;
 
@@ -49,7 +54,8 @@ pub enum XsError {
     Protocol,
     /// A path, value or token is too long or contains a NUL.
     BadArgument,
-    /// No reply within the deadline.
+    /// No reply within the deadline, or within the messages one call may
+    /// read ([`client::MAX_MESSAGES_PER_REQUEST`]).
     Timeout,
     /// No xenstore here (dom0 without xenstored, no hypervisor).
     Unavailable,
@@ -81,5 +87,62 @@ impl fmt::Display for XsError {
             XsError::Timeout => f.write_str("xenstore timeout"),
             XsError::Unavailable => f.write_str("no xenstore"),
         }
+    }
+}
+
+/// Most bytes an [`untrusted`] rendering writes, not counting the `...`
+/// that marks a cut.
+pub const LOG_MAX_BYTES: usize = 96;
+
+/// A string the peer supplied (a path, value, token or error payload),
+/// wrapped for a log line by [`untrusted`].
+#[derive(Clone, Copy, Debug)]
+pub struct Untrusted<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+/// Wraps a string dom0 (or xenstored) wrote, for logging: its `Display`
+/// escapes every character that is not printable (newline, CR, ESC, NUL
+/// and other C0/C1 controls, DEL, bidi overrides and other format or
+/// combining characters) and the backslash and quotes, Rust-style (`\n`,
+/// `\u{1b}`, `\\`, `\'`), writes at most [`LOG_MAX_BYTES`] bytes of
+/// that (never part of an escape or of a character), and ends with `...`
+/// when something was left out. A value can thus neither forge log
+/// lines, nor reach the terminal as control sequences, nor flood the log.
+/// Allocates nothing.
+///
+/// ```text
+/// log::warn!("memory/target '{}' rejected: {e}", untrusted(&v));
+/// ```
+pub fn untrusted(text: &str) -> Untrusted<'_> {
+    Untrusted {
+        text,
+        max: LOG_MAX_BYTES,
+    }
+}
+
+impl Untrusted<'_> {
+    /// The same with another output bound, in bytes.
+    pub fn max_bytes(self, max: usize) -> Self {
+        Untrusted { max, ..self }
+    }
+}
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut used = 0usize;
+        for c in self.text.chars() {
+            let escaped = c.escape_debug();
+            let len: usize = escaped.clone().map(char::len_utf8).sum();
+            match used.checked_add(len) {
+                Some(total) if total <= self.max => used = total,
+                _ => return f.write_str("..."),
+            }
+            for e in escaped {
+                f.write_char(e)?;
+            }
+        }
+        Ok(())
     }
 }
