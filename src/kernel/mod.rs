@@ -17,6 +17,7 @@ use crate::cmdline::{self, KernelArgs};
 use crate::mm::direct::DirectMap;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::heap::KernelHeap;
+use crate::parse::untrusted;
 use crate::xen::hypercall::{self, XenCpuid};
 use crate::xen::{abi, calls};
 
@@ -126,10 +127,10 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         console::init_logger(level);
     }
     for w in &parsed.unknown {
-        log::warn!("cmdline: ignoring unknown word '{w}'");
+        log::warn!("cmdline: ignoring unknown word '{}'", untrusted(w));
     }
     for e in &parsed.errors {
-        log::warn!("cmdline: '{}': {}", e.word, e.kind);
+        log::warn!("cmdline: '{}': {}", untrusted(&e.word), e.kind);
     }
     let role = match xen {
         None => Role::Bare,
@@ -148,7 +149,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         image.end,
         info.start_info.version,
         start_info_paddr,
-        info.start_info.cmdline.as_deref().unwrap_or("")
+        untrusted(info.start_info.cmdline.as_deref().unwrap_or("")).max_bytes(4096)
     );
     if let Some(x) = xen {
         let (maj, min) = hypercall::cpuid_version(x);

@@ -28,7 +28,7 @@
 
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::fmt::{self, Write as _};
+use core::fmt;
 
 use crate::xen::errno::Errno;
 
@@ -90,59 +90,4 @@ impl fmt::Display for XsError {
     }
 }
 
-/// Most bytes an [`untrusted`] rendering writes, not counting the `...`
-/// that marks a cut.
-pub const LOG_MAX_BYTES: usize = 96;
-
-/// A string the peer supplied (a path, value, token or error payload),
-/// wrapped for a log line by [`untrusted`].
-#[derive(Clone, Copy, Debug)]
-pub struct Untrusted<'a> {
-    text: &'a str,
-    max: usize,
-}
-
-/// Wraps a string dom0 (or xenstored) wrote, for logging: its `Display`
-/// escapes every character that is not printable (newline, CR, ESC, NUL
-/// and other C0/C1 controls, DEL, bidi overrides and other format or
-/// combining characters) and the backslash and quotes, Rust-style (`\n`,
-/// `\u{1b}`, `\\`, `\'`), writes at most [`LOG_MAX_BYTES`] bytes of
-/// that (never part of an escape or of a character), and ends with `...`
-/// when something was left out. A value can thus neither forge log
-/// lines, nor reach the terminal as control sequences, nor flood the log.
-/// Allocates nothing.
-///
-/// ```text
-/// log::warn!("memory/target '{}' rejected: {e}", untrusted(&v));
-/// ```
-pub fn untrusted(text: &str) -> Untrusted<'_> {
-    Untrusted {
-        text,
-        max: LOG_MAX_BYTES,
-    }
-}
-
-impl Untrusted<'_> {
-    /// The same with another output bound, in bytes.
-    pub fn max_bytes(self, max: usize) -> Self {
-        Untrusted { max, ..self }
-    }
-}
-
-impl fmt::Display for Untrusted<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut used = 0usize;
-        for c in self.text.chars() {
-            let escaped = c.escape_debug();
-            let len: usize = escaped.clone().map(char::len_utf8).sum();
-            match used.checked_add(len) {
-                Some(total) if total <= self.max => used = total,
-                _ => return f.write_str("..."),
-            }
-            for e in escaped {
-                f.write_char(e)?;
-            }
-        }
-        Ok(())
-    }
-}
+pub use crate::parse::{untrusted, Untrusted, LOG_MAX_BYTES};
