@@ -91,7 +91,7 @@ static DOM0_EXIT: XenExit = XenExit { role: Role::Dom0 };
 
 fn fail_boot(what: &str, detail: &str) -> ! {
     log::error!("boot failed: {what}: {detail}");
-    crate::println!("Test result: ERROR");
+    exit::print_result(TestResult::Error);
     exit::finish(TestResult::Error)
 }
 
@@ -203,7 +203,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
     }
     if k.args.selftest {
         let r = selftest::run(&mut k);
-        crate::println!("Test result: {}", r.as_str());
+        exit::print_result(r);
         exit::finish(r)
     }
     run::run(k)
@@ -288,7 +288,7 @@ fn recurse(depth: u64) -> u64 {
 /// The panic handler's body.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     log::error!("PANIC: {info}");
-    crate::println!("Test result: ERROR");
+    exit::print_result(TestResult::Error);
     exit::finish(TestResult::Error)
 }
 
