@@ -63,7 +63,7 @@ impl fmt::Display for FaultError<'_> {
         match self {
             FaultError::Overlong { len } => write!(
                 f,
-                "{EMULATOR_FAULT_FILE} file of {len} bytes is larger than the {MAX_FAULT_BYTES} allowed"
+                "{EMULATOR_FAULT_FILE} file is larger than the {MAX_FAULT_BYTES} bytes allowed ({len} read)"
             ),
             FaultError::NotUtf8 { valid_up_to } => write!(
                 f,

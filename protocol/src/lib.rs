@@ -37,7 +37,9 @@ pub mod shell;
 mod text;
 mod verdict;
 
-pub use fault::{EmulatorFaults, FaultEntry, FaultError, EMULATOR_FAULT_FILE, FAULT_SEPARATOR};
+pub use fault::{
+    EmulatorFaults, FaultEntry, FaultError, EMULATOR_FAULT_FILE, FAULT_SEPARATOR, MAX_FAULT_BYTES,
+};
 pub use result::{
     parse_result_line, ResultLine, ResultLineError, TestResult, DEBUG_EXIT_PORT, MAX_LINE_BYTES,
     RESULT_PREFIX,

@@ -62,7 +62,7 @@ impl Verdict<'_> {
 impl fmt::Display for Verdict<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Verdict::Pass { note } if note.is_empty() => f.write_str(VERDICT_PASS),
+            Verdict::Pass { note: "" } => f.write_str(VERDICT_PASS),
             Verdict::Pass { note } => write!(f, "{VERDICT_PASS}{VERDICT_SEPARATOR}{note}"),
             Verdict::Fail { reason } => write!(f, "{VERDICT_FAIL}{VERDICT_SEPARATOR}{reason}"),
         }
@@ -99,7 +99,7 @@ impl fmt::Display for VerdictError<'_> {
             VerdictError::Empty => f.write_str("no verdict (the verdict file is empty)"),
             VerdictError::Overlong { len } => write!(
                 f,
-                "verdict file of {len} bytes is larger than the {MAX_VERDICT_BYTES} allowed"
+                "verdict file is larger than the {MAX_VERDICT_BYTES} bytes allowed ({len} read)"
             ),
             VerdictError::NotUtf8 { valid_up_to } => write!(
                 f,
