@@ -469,6 +469,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn run_directory_gets_the_protocol_and_the_bootstrap_names() {
+        let dir = std::env::temp_dir().join(format!("xtask-prepare-{}", std::process::id()));
+        let scen = common::root().join("tests/nested/smoke.sh");
+        prepare(&dir, &scen, "smoke", None).unwrap();
+        let sh = std::fs::read_to_string(dir.join(PROTOCOL_SCRIPT)).unwrap();
+        assert_eq!(sh, shell::Script.to_string());
+        let job = std::fs::read_to_string(dir.join(JOB_SCRIPT)).unwrap();
+        assert!(job.contains("RIG_DIR=/rig "), "{job}");
+        assert!(
+            job.contains(". /rig/lib.sh && rig_run /rig/scenario.sh"),
+            "{job}"
+        );
+        assert!(dir.join("lib.sh").is_file() && dir.join("scenario.sh").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn summaries_of_verdicts() {
+        let v = |t: &'static str| parse_verdict(t.as_bytes()).unwrap();
+        assert_eq!(reason(&v("FAIL: why\n")), "why");
+        assert_eq!(reason(&v("FAIL: \n")), "FAIL:");
+        assert_eq!(reason(&v("PASS: odd\n")), "PASS: odd");
+        assert_eq!(with(&Ok(v("FAIL: x"))), "; last verdict: FAIL: x");
+        assert_eq!(with(&Err(None)), "");
+        assert_eq!(with(&Err(Some("bad".into()))), "; bad");
+    }
+
+    #[test]
     fn timeout_header() {
         let s = "#!/bin/bash\n# Smoke test.\n# timeout: 180\n\nstep x\n# timeout: 5\n";
         assert_eq!(declared_timeout(s), Some(Duration::from_secs(180)));
