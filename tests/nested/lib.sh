@@ -539,12 +539,19 @@ _symbol() {
     # Our kernel runs below 4 GiB: at most 8 significant hex digits.
     [ -n "$h" ] && [ ${#h} -le 8 ] || return 0
     [ -f "$map" ] || return 0
-    local want=$((16#$h))
+    local want=$((16#$h)) at=0
+    # No command substitution in the loop: each one forks, which in the
+    # emulated dom0 costs enough to time out a failing scenario's
+    # post-mortem (about 300 text symbols lie below a typical RIP).
     while read -r a t n; do
         [ $((16#$a)) -le "$want" ] || break
-        case $t in [tT]) best="($n+0x$(printf %x $((want - 16#$a))))" ;; esac
+        case $t in [tT]) best=$n at=$((16#$a)) ;; esac
     done < "$map"
-    echo "$best"
+    if [ -n "$best" ]; then
+        printf '(%s+0x%x)\n' "$best" $((want - at))
+    else
+        echo
+    fi
 }
 
 # A stopped guest whose saved vCPU state holds the hypervisor's own
