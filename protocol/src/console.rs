@@ -6,15 +6,6 @@
 //! a regex metacharacter; `cargo xtask test` and the xtask host tests
 //! check that the kernel's sources still print each one.
 
-/// Printed by the selftest's xenstore-watch check before it waits for
-/// dom0 to write [`SELFTEST_PING_KEY`] (`selftest: waiting for watch on
-/// <path>`).
-pub const SELFTEST_WAITING_FOR_WATCH: &str = "selftest: waiting for watch";
-
-/// The xenstore key, under the guest's `/local/domain/<domid>/`, whose
-/// write fires the selftest's watch.
-pub const SELFTEST_PING_KEY: &str = "memory/selfballoon/selftest-ping";
-
 /// Starts the line the kernel logs when its main loop runs (`runtime: N
 /// frames, floor ...`): the guest is up and follows its targets.
 pub const RUNTIME_BANNER: &str = "runtime:";
@@ -42,9 +33,7 @@ pub const INJECTED_CHECK: &str = "injected";
 pub const CRASH_REQUESTED: &str = " requested";
 
 /// Every marker with a short name (`RIG_MARK_<NAME>` in `protocol.sh`).
-pub const MARKERS: [(&str, &str); 9] = [
-    ("WATCH", SELFTEST_WAITING_FOR_WATCH),
-    ("PING_KEY", SELFTEST_PING_KEY),
+pub const MARKERS: [(&str, &str); 7] = [
     ("RUNTIME", RUNTIME_BANNER),
     ("POD_RELEASED", POD_RELEASED),
     ("FATAL", FATAL_TRAP),
