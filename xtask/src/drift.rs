@@ -72,14 +72,19 @@ fn kernel_prints_the_markers_the_rig_waits_for() {
 #[test]
 fn kernel_writes_isa_debug_exit_at_the_protocols_port() {
     // The port write itself lives in the arch layer
-    // (src/arch/x86_64/cpu.rs: qemu_debug_exit), which spells the port.
+    // (src/arch/x86_64/cpu.rs: qemu_debug_exit) and names the crate's port.
     let mut srcs = Vec::new();
     files(&common::root().join("src/arch"), "rs", &mut srcs);
     let all: String = srcs.iter().map(|p| read(p)).collect();
-    let write = format!("outl({:#x}, value)", selfballoon_protocol::DEBUG_EXIT_PORT);
+    let write = "outl(selfballoon_protocol::DEBUG_EXIT_PORT, value)";
     assert!(
-        all.contains(&write),
-        "src/arch no longer writes isa-debug-exit as `{write}`: is the port still the protocol's?"
+        all.contains(write),
+        "src/arch no longer writes isa-debug-exit as `{write}`"
+    );
+    let literal = format!("outl({:#x}", selfballoon_protocol::DEBUG_EXIT_PORT);
+    assert!(
+        !all.contains(&literal),
+        "src/arch spells the port out (`{literal}`): use the protocol's constant"
     );
 }
 
