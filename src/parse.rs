@@ -7,7 +7,7 @@
 #![forbid(unsafe_code)]
 
 use alloc::string::String;
-use core::fmt;
+use core::fmt::{self, Write};
 
 /// Why a string is not a strict decimal.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,12 +47,68 @@ pub fn decimal_u64(s: &str) -> Result<u64, DecimalError> {
     })
 }
 
-/// How much of a value another domain wrote the kernel shows in its log.
-pub const LOG_VALUE_MAX_BYTES: usize = 64;
+/// Most bytes an [`untrusted`] rendering writes, not counting the `...`
+/// that marks a cut.
+pub const LOG_MAX_BYTES: usize = 96;
 
-/// Makes an untrusted string safe to log and to write to xenstore: control
-/// characters (NUL, newline, ...) become `'?'`, and the result is cut at a
-/// character boundary to at most `max_bytes` bytes.
+/// A string another domain supplied (a path, value, token or error payload),
+/// wrapped for a log line by [`untrusted`].
+#[derive(Clone, Copy, Debug)]
+pub struct Untrusted<'a> {
+    text: &'a str,
+    max: usize,
+}
+
+/// Wraps a string dom0 (or xenstored) wrote, for logging: its `Display`
+/// escapes every character that is not printable (newline, CR, ESC, NUL
+/// and other C0/C1 controls, DEL, bidi overrides and other format or
+/// combining characters) and the backslash and quotes, Rust-style (`\n`,
+/// `\u{1b}`, `\\`, `\'`), writes at most [`LOG_MAX_BYTES`] bytes of
+/// that (never part of an escape or of a character), and ends with `...`
+/// when something was left out. A value can thus neither forge log
+/// lines, nor reach the terminal as control sequences, nor flood the log.
+/// Allocates nothing.
+///
+/// ```text
+/// log::warn!("memory/target '{}' rejected: {e}", untrusted(&v));
+/// ```
+pub fn untrusted(text: &str) -> Untrusted<'_> {
+    Untrusted {
+        text,
+        max: LOG_MAX_BYTES,
+    }
+}
+
+impl Untrusted<'_> {
+    /// The same with another output bound, in bytes.
+    pub fn max_bytes(self, max: usize) -> Self {
+        Untrusted { max, ..self }
+    }
+}
+
+impl fmt::Display for Untrusted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut used = 0usize;
+        for c in self.text.chars() {
+            let escaped = c.escape_debug();
+            let len: usize = escaped.clone().map(char::len_utf8).sum();
+            match used.checked_add(len) {
+                Some(total) if total <= self.max => used = total,
+                _ => return f.write_str("..."),
+            }
+            for e in escaped {
+                f.write_char(e)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Makes an untrusted string safe to write back to xenstore (a status
+/// value such as `last_rejection_value`): control characters (NUL,
+/// newline, ...) become `'?'`, and the result is cut at a character
+/// boundary to at most `max_bytes` bytes. For a log line use [`untrusted`],
+/// which escapes instead and allocates nothing.
 pub fn sanitize(s: &str, max_bytes: usize) -> String {
     let mut out = String::new();
     for c in s.chars() {

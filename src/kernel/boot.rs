@@ -74,6 +74,10 @@ pub fn read_boot_info(paddr: u64, image: Image, have_xen: bool) -> Result<BootIn
             "no memory map (start info v0 and no hypervisor)",
         ));
     };
+    let anomalies = start_info::memmap_anomalies(&memmap);
+    if anomalies.any() {
+        log::warn!("memory map: entries ignored or clamped: {anomalies:?}");
+    }
     let ram = start_info::ram_pfn_ranges(&memmap);
     if ram.is_empty() {
         return Err(String::from("memory map has no RAM"));

@@ -4,36 +4,14 @@
 use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::TrapFrame;
 
-/// The XTF-style result of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TestResult {
-    Success,
-    Skip,
-    Failure,
-    Error,
-}
+/// The XTF-style result of a run, its result line and its isa-debug-exit
+/// value: the kernel-rig protocol (protocol/, shared with xtask and the
+/// nested rig's shell side).
+pub use selfballoon_protocol::{ResultLine, TestResult};
 
-impl TestResult {
-    /// The word printed after `Test result: `.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TestResult::Success => "SUCCESS",
-            TestResult::Skip => "SKIP",
-            TestResult::Failure => "FAILURE",
-            TestResult::Error => "ERROR",
-        }
-    }
-
-    /// Value written to QEMU's isa-debug-exit port 0xf4; QEMU exits with
-    /// `(v << 1) | 1`: 33 success, 35 failure, 37 error, 39 skip.
-    pub fn debug_exit_value(self) -> u32 {
-        match self {
-            TestResult::Success => 0x10,
-            TestResult::Failure => 0x11,
-            TestResult::Error => 0x12,
-            TestResult::Skip => 0x13,
-        }
-    }
+/// Prints the run's one result line, `Test result: WORD`.
+pub fn print_result(result: TestResult) {
+    crate::println!("{}", ResultLine(result));
 }
 
 /// How to leave: set by the boot code once it knows where it runs.
@@ -72,6 +50,6 @@ pub fn finish(result: TestResult) -> ! {
 
 /// Fatal exception hook: the selftest's result is ERROR.
 pub fn fatal_trap(_frame: &TrapFrame) -> ! {
-    crate::println!("Test result: ERROR");
+    print_result(TestResult::Error);
     finish(TestResult::Error)
 }

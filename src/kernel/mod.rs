@@ -17,6 +17,7 @@ use crate::cmdline::{self, KernelArgs};
 use crate::mm::direct::DirectMap;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::heap::KernelHeap;
+use crate::parse::untrusted;
 use crate::xen::hypercall::{self, XenCpuid};
 use crate::xen::{abi, calls};
 
@@ -90,7 +91,7 @@ static DOM0_EXIT: XenExit = XenExit { role: Role::Dom0 };
 
 fn fail_boot(what: &str, detail: &str) -> ! {
     log::error!("boot failed: {what}: {detail}");
-    crate::println!("Test result: ERROR");
+    exit::print_result(TestResult::Error);
     exit::finish(TestResult::Error)
 }
 
@@ -126,10 +127,10 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         console::init_logger(level);
     }
     for w in &parsed.unknown {
-        log::warn!("cmdline: ignoring unknown word '{w}'");
+        log::warn!("cmdline: ignoring unknown word '{}'", untrusted(w));
     }
     for e in &parsed.errors {
-        log::warn!("cmdline: '{}': {}", e.word, e.kind);
+        log::warn!("cmdline: '{}': {}", untrusted(&e.word), e.kind);
     }
     let role = match xen {
         None => Role::Bare,
@@ -148,7 +149,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         image.end,
         info.start_info.version,
         start_info_paddr,
-        info.start_info.cmdline.as_deref().unwrap_or("")
+        untrusted(info.start_info.cmdline.as_deref().unwrap_or("")).max_bytes(4096)
     );
     if let Some(x) = xen {
         let (maj, min) = hypercall::cpuid_version(x);
@@ -202,7 +203,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
     }
     if k.args.selftest {
         let r = selftest::run(&mut k);
-        crate::println!("Test result: {}", r.as_str());
+        exit::print_result(r);
         exit::finish(r)
     }
     run::run(k)
@@ -287,7 +288,7 @@ fn recurse(depth: u64) -> u64 {
 /// The panic handler's body.
 pub fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     log::error!("PANIC: {info}");
-    crate::println!("Test result: ERROR");
+    exit::print_result(TestResult::Error);
     exit::finish(TestResult::Error)
 }
 

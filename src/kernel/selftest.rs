@@ -519,32 +519,45 @@ fn xenstore(k: &mut Kernel) -> Outcome {
     )
 }
 
+/// Watches a key of our own, writes it, and waits for the event: the
+/// round trip through xenstored's watch machinery with nothing asked of
+/// dom0 (a guest may write under its `data/` directory).
 fn xenstore_watch(k: &mut Kernel) -> Outcome {
     let Some(xs) = k.store.as_mut() else {
         return Outcome::Fail(String::from("no xenstore connection"));
     };
     let path = match xs.home_path() {
-        Ok(h) => format!("{h}/memory/selfballoon/selftest-ping"),
+        Ok(h) => format!("{h}/data/selfballoon/selftest-ping"),
         Err(e) => return Outcome::Fail(format!("home path: {e}")),
     };
     if let Err(e) = xs.watch(&path, "selftest") {
         return Outcome::Fail(format!("watch: {e}"));
     }
-    // The initial event fires at once (xenstored's watch semantics).
+    let token = format!("{}", time::now_ns());
+    // The initial event fires at once (xenstored's watch semantics); the
+    // write after it must raise a second one.
     let deadline = time::now_ns() + 30_000_000_000;
     let mut initial = false;
+    let mut written = false;
     let mut fired = false;
-    crate::println!("selftest: waiting for watch on {path}");
     while time::now_ns() < deadline && !fired {
         let _ = xs.poll();
         if let Ok(evs) = xs.take_watch_events("selftest") {
             for p in evs {
                 if !initial {
                     initial = true;
-                } else if p == path {
+                } else if written && p == path {
                     fired = true;
                 }
             }
+        }
+        if initial && !written {
+            if let Err(e) = xs.write(&path, &token) {
+                let _ = xs.unwatch(&path, "selftest");
+                return Outcome::Fail(format!("write {path}: {e}"));
+            }
+            written = true;
+            continue;
         }
         if !fired {
             let port = super::store::store_port(xs);
@@ -557,9 +570,13 @@ fn xenstore_watch(k: &mut Kernel) -> Outcome {
     }
     let value = xs.read(&path).ok();
     let _ = xs.unwatch(&path, "selftest");
+    let _ = xs.rm(&path);
     check(
-        fired,
-        format!("watch fired after dom0 wrote {path} = {value:?}"),
-        format!("no watch event in 30 s (initial event seen: {initial})"),
+        fired && value.as_deref() == Some(token.as_str()),
+        format!("watch on {path} fired after we wrote it; read back {value:?}"),
+        format!(
+            "no watch event in 30 s (initial event seen: {initial}, written: {written}, \
+             read back {value:?})"
+        ),
     )
 }

@@ -257,7 +257,10 @@ impl DirectMap {
         pfn: Pfn,
     ) -> Result<ClaimedFrames, DirectMapError> {
         self.check_mapped(pfn, 1)?;
-        if pfn == 0 || self.claimed_xen.contains(&pfn) {
+        if pfn == 0 {
+            return Err(DirectMapError::NotOwned(pfn, frames.state(pfn)));
+        }
+        if self.claimed_xen.contains(&pfn) {
             return Err(DirectMapError::AlreadyClaimed(pfn));
         }
         let start = pfn * PAGE_SIZE;
@@ -301,5 +304,96 @@ impl PhysPages for DirectMap {
         // living at the same time (module documentation, points 2 and 3).
         // A page is plain bytes: any content is a valid [u8; 4096].
         Ok(unsafe { &mut *p })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    fn allocator(meta: &mut [FrameMeta]) -> FrameAllocator<'_> {
+        let ram = [PfnRange {
+            start: 0,
+            count: meta.len() as u64,
+        }];
+        FrameAllocator::new(meta, 0, &ram).unwrap()
+    }
+
+    /// A map of `end` frames. The tests below never touch memory through
+    /// it: they check the bookkeeping only.
+    fn map(end: Pfn, in_use: &[(u64, u64)]) -> DirectMap {
+        // SAFETY: no method these tests call dereferences an address
+        // (claims and checks only; no page_mut, no carve_frame_meta).
+        unsafe { DirectMap::new(end, in_use) }
+    }
+
+    #[test]
+    fn claims_take_frames_for_good() {
+        let mut meta = vec![FrameMeta::ABSENT; 64];
+        let mut fa = allocator(&mut meta);
+        let mut d = map(64, &[]);
+        let c = d.claim(&mut fa, 8, 4).unwrap();
+        assert_eq!((c.pfn() % 4, c.count(), c.len_bytes()), (0, 8, 8 * 4096));
+        for p in c.pfn()..c.pfn() + 8 {
+            assert_eq!(fa.state(p), Some(FrameState::Reserved));
+            assert!(
+                check_owned(&fa, p).is_err(),
+                "claimed frames are nobody's pages"
+            );
+        }
+        let c2 = d.claim(&mut fa, 8, 4).unwrap();
+        assert!(c2.pfn() >= c.pfn() + 8 || c2.pfn() + 8 <= c.pfn());
+        assert_eq!(
+            d.claim(&mut fa, 1000, 1).unwrap_err(),
+            DirectMapError::NoFrames
+        );
+        fa.check_invariants().unwrap();
+    }
+
+    #[test]
+    fn xen_pages_are_checked_once() {
+        let mut meta = vec![FrameMeta::ABSENT; 64];
+        let mut fa = allocator(&mut meta);
+        fa.reserve_range(0, 4).unwrap();
+        let mut d = map(128, &[(0, 4 * 4096)]);
+        // Outside RAM but mapped: fine, once.
+        assert!(d.claim_xen_page(&mut fa, 100).is_ok());
+        assert_eq!(
+            d.claim_xen_page(&mut fa, 100).unwrap_err(),
+            DirectMapError::AlreadyClaimed(100)
+        );
+        // Beyond the map, in boot data, or page 0: refused.
+        assert_eq!(
+            d.claim_xen_page(&mut fa, 128).unwrap_err(),
+            DirectMapError::Unmapped(128)
+        );
+        assert!(matches!(
+            d.claim_xen_page(&mut fa, 2),
+            Err(DirectMapError::NotOwned(2, _))
+        ));
+        assert!(d.claim_xen_page(&mut fa, 0).is_err());
+        // A free RAM frame is reserved; an allocated one is refused.
+        assert!(d.claim_xen_page(&mut fa, 40).is_ok());
+        assert_eq!(fa.state(40), Some(FrameState::Reserved));
+        let a = fa.alloc().unwrap();
+        assert_eq!(
+            d.claim_xen_page(&mut fa, a).unwrap_err(),
+            DirectMapError::NotOwned(a, Some(FrameState::Allocated))
+        );
+        assert_eq!(fa.state(a), Some(FrameState::Allocated), "unchanged");
+    }
+
+    #[test]
+    fn ownership_is_allocated_or_taken() {
+        let mut meta = vec![FrameMeta::ABSENT; 16];
+        let mut fa = allocator(&mut meta);
+        let a = fa.alloc().unwrap();
+        assert!(check_owned(&fa, a).is_ok());
+        let t = fa.take_for_balloon().unwrap().pfn;
+        assert!(check_owned(&fa, t).is_ok());
+        fa.free(a).unwrap();
+        assert!(check_owned(&fa, a).is_err());
+        assert!(check_owned(&fa, 1000).is_err());
     }
 }

@@ -51,7 +51,8 @@ pub const fn pages_to_mb(pages: u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct TickInput {
     /// Committed memory, the analogue of Linux's `vm_committed_as`
-    /// (`crate::workload::Committed::total_pages`).
+    /// (the kernel adds up what its workload reserved, the heap and the
+    /// page tables).
     pub committed_pages: u64,
     /// Pages the domain holds now (`balloon_stats.current_pages`).
     pub current_pages: u64,

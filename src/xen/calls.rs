@@ -104,8 +104,10 @@ pub fn memory_map(max: usize) -> Result<Vec<abi::e820entry>, Errno> {
     Ok(entries)
 }
 
-/// XENMEM_add_to_physmap of the shared-info page at `gpfn`.
-pub fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
+/// XENMEM_add_to_physmap of the shared-info page at `gpfn`. Only
+/// `events::map_shared_info` calls it, with a frame claimed for good: Xen
+/// replaces whatever backed `gpfn`.
+pub(in crate::xen) fn map_shared_info(gpfn: Pfn) -> Result<(), Errno> {
     let mut a = abi::xen_add_to_physmap {
         domid: DOMID_SELF,
         size: 0,

@@ -33,7 +33,9 @@ pub const SIF_INITDOMAIN: u32 = 1 << 1;
 pub const MAX_MEMMAP_ENTRIES: u32 = 128;
 /// Most modules accepted.
 pub const MAX_MODULES: u32 = 16;
-/// Longest command line kept, in bytes (the rest is dropped).
+/// Longest command line kept, in bytes (the rest is dropped): both the
+/// bytes taken from guest memory and the UTF-8 text they become. At most
+/// one byte more is read per string, to find its NUL.
 pub const MAX_CMDLINE_BYTES: usize = 4096;
 /// The highest frame number considered (52-bit physical addresses).
 pub const MAX_PFN: Pfn = 1 << (52 - PAGE_SHIFT);
@@ -189,7 +191,8 @@ pub struct StartInfo {
     pub flags: u32,
     /// The command line (lossy UTF-8, at most [`MAX_CMDLINE_BYTES`]).
     pub cmdline: Option<String>,
-    /// The command line was cut at [`MAX_CMDLINE_BYTES`].
+    /// The command line was cut at [`MAX_CMDLINE_BYTES`]: it had no NUL
+    /// within that many bytes, or its lossy UTF-8 form was longer.
     pub cmdline_truncated: bool,
     /// The memory map (empty for version 0 or no map: ask
     /// XENMEM_memory_map).
@@ -245,47 +248,76 @@ fn table_bytes(paddr: u64, count: u32, size: usize) -> Result<usize, StartInfoEr
 
 /// A string read from guest memory.
 struct CString {
+    /// At most [`MAX_CMDLINE_BYTES`] bytes of UTF-8.
     text: String,
+    /// Something was dropped: the string had no NUL within
+    /// [`MAX_CMDLINE_BYTES`] bytes, or replacing invalid UTF-8 made it
+    /// longer than that and its tail was cut.
     cut: bool,
     /// Bytes of guest memory it occupies that were looked at (including
-    /// the NUL when it was found).
+    /// the NUL when it was found), at most `MAX_CMDLINE_BYTES + 1`.
     span: u64,
 }
 
-/// Reads a NUL-terminated string of at most `MAX_CMDLINE_BYTES`.
+/// Reads a NUL-terminated string, bounded exactly:
+///
+/// - guest memory read: at most `MAX_CMDLINE_BYTES + 1` bytes from
+///   `paddr` (the longest string kept, plus its NUL), in reads that never
+///   cross a page boundary;
+/// - a string of up to [`MAX_CMDLINE_BYTES`] bytes with its NUL is kept
+///   whole; a longer one (no NUL in the first `MAX_CMDLINE_BYTES + 1`
+///   bytes) is cut to its first `MAX_CMDLINE_BYTES` bytes and marked
+///   `cut`; if memory stops being readable right after those bytes the
+///   result is the same (cut, not an error), anywhere earlier it is a
+///   [`StartInfoError::Read`];
+/// - the text is lossy UTF-8 of at most [`MAX_CMDLINE_BYTES`] bytes:
+///   each invalid sequence becomes U+FFFD (3 bytes), and when that makes
+///   it longer it is cut at the last whole character that fits (`cut`).
 fn read_c_string<R: PhysRead>(mem: &R, paddr: u64) -> Result<CString, StartInfoError> {
+    // One more than is kept, to tell "exactly the limit" from "longer".
+    const WINDOW: usize = MAX_CMDLINE_BYTES + 1;
     let mut bytes = Vec::new();
     let mut chunk = [0u8; 64];
     let mut addr = paddr;
-    loop {
-        if bytes.len() >= MAX_CMDLINE_BYTES {
-            return Ok(CString {
-                span: bytes.len() as u64,
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-                cut: true,
-            });
+    let (found_nul, span) = loop {
+        if bytes.len() >= WINDOW {
+            break (false, bytes.len());
         }
         // Read up to the end of the page so a short string at the end of
-        // mapped memory does not fail.
+        // mapped memory does not fail, and never past the window.
         let to_page_end = (PAGE_SIZE - addr % PAGE_SIZE) as usize;
-        let n = chunk.len().min(to_page_end);
-        mem.read(addr, &mut chunk[..n])?;
+        let n = chunk.len().min(to_page_end).min(WINDOW - bytes.len());
+        if let Err(e) = mem.read(addr, &mut chunk[..n]) {
+            if bytes.len() == MAX_CMDLINE_BYTES {
+                break (false, bytes.len());
+            }
+            return Err(e.into());
+        }
         if let Some(nul) = chunk[..n].iter().position(|&c| c == 0) {
             bytes.extend_from_slice(&chunk[..nul]);
-            let span = bytes.len() as u64 + 1;
-            let cut = bytes.len() > MAX_CMDLINE_BYTES;
-            bytes.truncate(MAX_CMDLINE_BYTES);
-            return Ok(CString {
-                text: String::from_utf8_lossy(&bytes).into_owned(),
-                cut,
-                span,
-            });
+            break (true, bytes.len() + 1);
         }
         bytes.extend_from_slice(&chunk[..n]);
         addr = addr
             .checked_add(n as u64)
             .ok_or(StartInfoError::BadAddress(paddr))?;
+    };
+    let mut cut = !found_nul;
+    bytes.truncate(MAX_CMDLINE_BYTES);
+    let mut text = String::from_utf8_lossy(&bytes).into_owned();
+    if text.len() > MAX_CMDLINE_BYTES {
+        let mut end = MAX_CMDLINE_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        cut = true;
     }
+    Ok(CString {
+        text,
+        cut,
+        span: span as u64,
+    })
 }
 
 fn read_cmdline<R: PhysRead>(mem: &R, paddr: u64) -> Result<Option<CString>, StartInfoError> {
@@ -406,15 +438,23 @@ impl From<crate::xen::abi::e820entry> for MemRange {
 /// Turns a memory map into sorted, merged RAM frame ranges: only whole
 /// pages of RAM entries count (partial pages trimmed), anything any
 /// non-RAM entry touches is removed (a page is RAM only if nothing says
-/// otherwise), frames at or above [`MAX_PFN`] are dropped, and wrapping or
-/// empty entries are ignored. Never panics.
+/// otherwise), and frames at or above [`MAX_PFN`] are dropped.
+///
+/// Entries that make no sense are never trusted as RAM: a RAM entry whose
+/// end wraps (`addr + size` overflows u64, including ending exactly at
+/// 2^64) is ignored, as are zero-sized entries and RAM entries that cover
+/// no whole page. A non-RAM entry whose end wraps removes everything from
+/// its start up (what it claims cannot be said more safely). Never
+/// panics. [`memmap_anomalies`] counts such entries, for the caller to
+/// report.
 pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
     // Half-open pfn intervals.
     let mut ram: Vec<(Pfn, Pfn)> = Vec::new();
     let mut holes: Vec<(Pfn, Pfn)> = Vec::new();
     for e in map {
-        let end_addr = e.addr.saturating_add(e.size);
+        let end_addr = e.addr.checked_add(e.size);
         if e.kind == MemKind::Ram {
+            let Some(end_addr) = end_addr else { continue };
             let start = e.addr.div_ceil(PAGE_SIZE);
             let end = (end_addr / PAGE_SIZE).min(MAX_PFN);
             if start < end {
@@ -422,7 +462,7 @@ pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
             }
         } else {
             let start = e.addr / PAGE_SIZE;
-            let end = end_addr.div_ceil(PAGE_SIZE);
+            let end = end_addr.unwrap_or(u64::MAX).div_ceil(PAGE_SIZE);
             if start < end {
                 holes.push((start, end));
             }
@@ -452,6 +492,65 @@ pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
         }
     }
     out
+}
+
+/// Memory map entries [`ram_pfn_ranges`] did not take as written. All
+/// counts saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemMapAnomalies {
+    /// RAM entries whose end wraps past 2^64: ignored.
+    pub wrapping_ram: u32,
+    /// Non-RAM entries whose end wraps: taken to reach the top of the
+    /// address space.
+    pub wrapping_other: u32,
+    /// Zero-sized entries (of any kind): ignored.
+    pub empty: u32,
+    /// Non-empty, non-wrapping RAM entries without one whole page:
+    /// nothing usable.
+    pub no_whole_page: u32,
+    /// Non-wrapping RAM entries reaching at or above [`MAX_PFN`]: cut
+    /// there (or dropped).
+    pub above_max_pfn: u32,
+}
+
+impl MemMapAnomalies {
+    /// Anything to report.
+    pub fn any(&self) -> bool {
+        *self != MemMapAnomalies::default()
+    }
+}
+
+/// Counts the entries of `map` that [`ram_pfn_ranges`] ignores, clamps or
+/// widens. The map comes from the loader or the hypervisor, so nothing
+/// here is fatal; a boot path should log the counts (once, as a
+/// warning) when [`MemMapAnomalies::any`] is true.
+pub fn memmap_anomalies(map: &[MemRange]) -> MemMapAnomalies {
+    let mut a = MemMapAnomalies::default();
+    let bump = |n: &mut u32| *n = n.saturating_add(1);
+    for e in map {
+        let is_ram = e.kind == MemKind::Ram;
+        if e.size == 0 {
+            bump(&mut a.empty);
+            continue;
+        }
+        let Some(end_addr) = e.addr.checked_add(e.size) else {
+            bump(if is_ram {
+                &mut a.wrapping_ram
+            } else {
+                &mut a.wrapping_other
+            });
+            continue;
+        };
+        if !is_ram {
+            continue;
+        }
+        if e.addr.div_ceil(PAGE_SIZE) >= end_addr / PAGE_SIZE {
+            bump(&mut a.no_whole_page);
+        } else if end_addr / PAGE_SIZE > MAX_PFN {
+            bump(&mut a.above_max_pfn);
+        }
+    }
+    a
 }
 
 /// Sorts and merges overlapping or touching intervals.
@@ -639,6 +738,124 @@ mod tests {
         assert!(matches!(parse(&img, BASE), Err(StartInfoError::Read(_))));
     }
 
+    /// Guest memory that records how far reads went.
+    struct Watched<'a> {
+        img: &'a Image,
+        /// Highest end address of a read, successful or not.
+        end: core::cell::Cell<u64>,
+    }
+
+    impl PhysRead for Watched<'_> {
+        fn read(&self, paddr: u64, buf: &mut [u8]) -> Result<(), PhysReadError> {
+            self.end.set(self.end.get().max(paddr + buf.len() as u64));
+            self.img.read(paddr, buf)
+        }
+    }
+
+    /// `text` at `BASE + off` in two pages of 'junk' memory (plus `extra`
+    /// readable bytes after them), read with [`read_c_string`]; returns the
+    /// string and how many bytes from `BASE + off` were looked at.
+    fn c_string_at(
+        off: usize,
+        text: &[u8],
+        extra: usize,
+    ) -> (Result<CString, StartInfoError>, u64) {
+        let len = (off + text.len()).max(2 * PAGE_SIZE as usize) + extra;
+        let mut bytes = vec![b'j'; len];
+        bytes[off..off + text.len()].copy_from_slice(text);
+        let img = Image { base: BASE, bytes };
+        let mem = Watched {
+            img: &img,
+            end: core::cell::Cell::new(0),
+        };
+        let r = read_c_string(&mem, BASE + off as u64);
+        let looked = mem.end.get().saturating_sub(BASE + off as u64);
+        (r, looked)
+    }
+
+    #[test]
+    fn cmdline_bound_is_exact_at_every_alignment() {
+        const MAX: usize = MAX_CMDLINE_BYTES;
+        // Offsets around chunk and page boundaries, so the string starts
+        // aligned, unaligned, and just before a page end.
+        for off in [0, 1, 7, 63, 64, 65, 100, 4031, 4032, 4095] {
+            for len in [0, 1, MAX - 1, MAX, MAX + 1, MAX + 63, MAX + 64, MAX + 500] {
+                let mut text = vec![b'a'; len];
+                text.push(0);
+                let (r, looked) = c_string_at(off, &text, 0);
+                let c = r.unwrap();
+                let what = alloc::format!("off {off} len {len}");
+                assert!(looked <= MAX as u64 + 1, "{what}: looked at {looked}");
+                if len <= MAX {
+                    // The whole string and its NUL (reads may go a chunk
+                    // beyond the NUL, but not beyond the bound above).
+                    assert!(!c.cut, "{what}");
+                    assert_eq!(c.text.len(), len, "{what}");
+                    assert_eq!(c.span, len as u64 + 1, "{what}");
+                    assert!(looked > len as u64, "{what}");
+                } else {
+                    assert!(c.cut, "{what}");
+                    assert_eq!(c.text.len(), MAX, "{what}");
+                    assert_eq!(c.span, MAX as u64 + 1, "{what}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cmdline_of_max_bytes_at_a_page_boundary_is_whole() {
+        // 4096 bytes filling a page exactly, NUL first on the next one.
+        let mut text = vec![b'x'; MAX_CMDLINE_BYTES];
+        text.push(0);
+        let (r, _) = c_string_at(0, &text, 0);
+        let c = r.unwrap();
+        assert!(!c.cut);
+        assert_eq!(c.text.len(), MAX_CMDLINE_BYTES);
+        // Unterminated in readable memory that ends right after the
+        // limit: cut, not an error.
+        let img = Image {
+            base: BASE,
+            bytes: vec![b'x'; MAX_CMDLINE_BYTES],
+        };
+        let c = read_c_string(&img, BASE).unwrap();
+        assert!(c.cut);
+        assert_eq!(
+            (c.text.len(), c.span),
+            (MAX_CMDLINE_BYTES, MAX_CMDLINE_BYTES as u64)
+        );
+    }
+
+    #[test]
+    fn lossy_cmdline_stays_within_the_byte_bound() {
+        for len in [
+            1365,
+            1366,
+            MAX_CMDLINE_BYTES - 1,
+            MAX_CMDLINE_BYTES,
+            MAX_CMDLINE_BYTES + 9,
+        ] {
+            let mut text = vec![0xff; len];
+            text.push(0);
+            let (r, looked) = c_string_at(3, &text, 0);
+            let c = r.unwrap();
+            assert!(c.text.len() <= MAX_CMDLINE_BYTES, "{len}: {}", c.text.len());
+            assert!(looked <= MAX_CMDLINE_BYTES as u64 + 1);
+            // Every byte became U+FFFD (3 bytes); cut when they do not fit.
+            let kept = len.min(MAX_CMDLINE_BYTES / 3);
+            assert_eq!(c.text, "\u{fffd}".repeat(kept), "{len}");
+            assert_eq!(c.cut, kept < len, "{len}");
+        }
+        // A multi-byte character straddling the limit is dropped whole.
+        let mut text = vec![b'a'; MAX_CMDLINE_BYTES - 1];
+        text.extend_from_slice("é".as_bytes());
+        text.push(0);
+        let (r, _) = c_string_at(0, &text, 0);
+        let c = r.unwrap();
+        assert!(c.cut);
+        assert_eq!(c.text.len(), MAX_CMDLINE_BYTES - 1);
+        assert!(c.text.bytes().all(|b| b == b'a'));
+    }
+
     #[test]
     fn modules_are_parsed_and_capped() {
         let mut img = image(1, b"\0", MAP);
@@ -728,6 +945,139 @@ mod tests {
                 count: 0x21
             }]
         );
+    }
+
+    fn ram(addr: u64, size: u64) -> MemRange {
+        MemRange {
+            addr,
+            size,
+            kind: MemKind::Ram,
+        }
+    }
+
+    fn reserved(addr: u64, size: u64) -> MemRange {
+        MemRange {
+            addr,
+            size,
+            kind: MemKind::Reserved,
+        }
+    }
+
+    #[test]
+    fn wrapping_ram_entries_are_ignored() {
+        const LOW: MemRange = MemRange {
+            addr: 0,
+            size: 0x9f000,
+            kind: MemKind::Ram,
+        };
+        let low = vec![PfnRange {
+            start: 0,
+            count: 0x9f,
+        }];
+        // The fuzz case: RAM {1 MiB, u64::MAX} claimed RAM up to MAX_PFN.
+        assert_eq!(ram_pfn_ranges(&[ram(1 << 20, u64::MAX)]), vec![]);
+        assert_eq!(ram_pfn_ranges(&[LOW, ram(1 << 20, u64::MAX)]), low);
+        for (addr, size) in [
+            (0x1000, u64::MAX - 0xfff), // ends exactly at 2^64
+            (0x1000, u64::MAX),
+            (u64::MAX, 1),
+            (u64::MAX, u64::MAX),
+            (1 << 51, u64::MAX - (1 << 50)),
+        ] {
+            assert_eq!(
+                ram_pfn_ranges(&[LOW, ram(addr, size)]),
+                low,
+                "{addr:#x}+{size:#x}"
+            );
+        }
+        // The largest entry that does not wrap still counts (clamped).
+        assert_eq!(
+            ram_pfn_ranges(&[ram(1 << 20, u64::MAX - (1 << 20))]),
+            vec![PfnRange {
+                start: 0x100,
+                count: MAX_PFN - 0x100
+            }]
+        );
+        // A wrapping non-RAM entry still takes away everything from its
+        // start up: nothing above it is known to be RAM.
+        assert_eq!(
+            ram_pfn_ranges(&[ram(0, 0x10_0000), reserved(0x8_0800, u64::MAX)]),
+            vec![PfnRange {
+                start: 0,
+                count: 0x80
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_and_sub_page_entries() {
+        // Zero-sized, sub-page and page-straddling RAM without a whole
+        // page give nothing.
+        for e in [
+            ram(0x5000, 0),
+            ram(0, 0),
+            ram(u64::MAX, 0),
+            ram(0x5000, 0xfff),
+            ram(0x5001, 0xfff),
+            ram(0x5800, 0x1000),
+            ram(0x5fff, 0x1000),
+        ] {
+            assert_eq!(ram_pfn_ranges(&[e]), vec![], "{e:?}");
+        }
+        // Exactly one page, however it is written.
+        for e in [
+            ram(0x5000, 0x1000),
+            ram(0x4fff, 0x1001),
+            ram(0x4001, 0x2ffe),
+        ] {
+            assert_eq!(
+                ram_pfn_ranges(&[e]),
+                vec![PfnRange { start: 5, count: 1 }],
+                "{e:?}"
+            );
+        }
+        // A zero-sized hole takes nothing away; a one-byte hole takes its
+        // page.
+        let r = ram(0x4000, 0x3000);
+        assert_eq!(
+            ram_pfn_ranges(&[r, reserved(0x5000, 0)]),
+            vec![PfnRange { start: 4, count: 3 }]
+        );
+        assert_eq!(
+            ram_pfn_ranges(&[r, reserved(0x5fff, 1)]),
+            vec![
+                PfnRange { start: 4, count: 1 },
+                PfnRange { start: 6, count: 1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn anomalies_are_counted_for_the_caller() {
+        assert_eq!(memmap_anomalies(&[]), MemMapAnomalies::default());
+        assert!(!memmap_anomalies(&[ram(0, 0x9f000), reserved(0xf0000, 0x10000)]).any());
+        let a = memmap_anomalies(&[
+            ram(1 << 20, u64::MAX),
+            ram(u64::MAX, 1),
+            reserved(0x1000, u64::MAX),
+            ram(0x5000, 0),
+            reserved(0x5000, 0),
+            ram(0x5800, 0x1000),
+            ram(1 << 52, 1 << 20),
+            ram((1 << 52) - 0x1000, 0x2000),
+            ram(0, 0x9f000),
+        ]);
+        assert_eq!(
+            a,
+            MemMapAnomalies {
+                wrapping_ram: 2,
+                wrapping_other: 1,
+                empty: 2,
+                no_whole_page: 1,
+                above_max_pfn: 2,
+            }
+        );
+        assert!(a.any());
     }
 
     fn kind() -> impl Strategy<Value = MemKind> {

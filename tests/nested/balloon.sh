@@ -16,7 +16,7 @@
 # --- 1: 256 -> 64 -> 256 --------------------------------------------------
 create_guest selfballoon name=sb memory=256 maxmem=256 extra="noselfballooning"
 console_follow sb
-wait_console sb 'runtime:' 120 > /dev/null
+wait_console sb "$RIG_MARK_RUNTIME" 120 > /dev/null
 xs_wait "$(dompath sb)/data/selfballoon/current" '^[0-9]+$' 30 > /dev/null
 sample_start balloon.csv sb data/selfballoon/current data/selfballoon/target \
     data/selfballoon/ballooned
@@ -73,7 +73,7 @@ free=$(free_mib)
 hog=$((free - 24))
 log "host has $free MiB free; a hog guest takes $hog MiB"
 create_guest selfballoon name=hog memory=$hog maxmem=$hog extra="noselfballooning"
-wait_console hog 'runtime:' 180 > /dev/null
+wait_console hog "$RIG_MARK_RUNTIME" 180 > /dev/null
 log "host free memory now $(free_mib) MiB"
 mem_set sb 256
 sleep 20
@@ -93,9 +93,9 @@ destroy sb
 wait_gone sb 30
 create_guest selfballoon name=pod memory=128 maxmem=256 extra="noselfballooning"
 console_follow pod
-line=$(wait_console pod 'pod: released|runtime:' 120)
+line=$(wait_console pod "$RIG_MARK_POD_RELEASED|$RIG_MARK_RUNTIME" 120)
 log "pod guest: $line"
-wait_console pod 'runtime:' 120 > /dev/null
+wait_console pod "$RIG_MARK_RUNTIME" 120 > /dev/null
 sleep 5
 m=$(mem_of pod)
 log "pod guest holds $m MiB"

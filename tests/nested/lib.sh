@@ -36,12 +36,25 @@
 #   csv_min/csv_max/csv_last CSV COLUMN
 #   metric NAME VALUE               a figure for the report (metrics.txt)
 #   pass [MSG] / fail MSG           the verdict
+#
+# Constants of the kernel-rig protocol (RIG_RESULT_*, RIG_VERDICT_*,
+# RIG_EMULATOR_FAULT_*, RIG_MARK_* console markers, RIG_LOG_PREFIX, ...)
+# come from $RIG_DIR/protocol.sh, which `cargo xtask nested` generates from
+# the selfballoon-protocol crate (protocol/) into every run directory.
 
 RIG_DIR=${RIG_DIR:-/rig}
 RIG_IMG=${RIG_IMG:-/img}
 RIG_SAMPLERS=/run/rig-samplers
 RIG_T0=${RIG_T0:-${EPOCHREALTIME/./}}
 export RIG_DIR RIG_IMG RIG_T0
+
+if [ -f "$RIG_DIR/protocol.sh" ]; then
+    # shellcheck source=/dev/null
+    . "$RIG_DIR/protocol.sh"
+else
+    echo "lib.sh: no $RIG_DIR/protocol.sh (cargo xtask nested writes it into the run directory)" >&2
+    return 1 2>/dev/null || exit 1
+fi
 
 # --- time and output --------------------------------------------------------
 
@@ -53,29 +66,29 @@ _secs() { local d=$(( $2 - $1 )); printf '%d.%03d' $((d / 1000000)) $((d / 1000 
 
 # Progress goes to the console through fd RIG_LOG_FD (set by rig_run), so
 # that helpers whose stdout is captured with $(...) still report.
-log() { echo "[rig] $*" >&"${RIG_LOG_FD:-2}"; }
+log() { echo "$RIG_LOG_PREFIX$*" >&"${RIG_LOG_FD:-2}"; }
 step() {
-    log "step: $*"
+    log "$RIG_STEP_PREFIX$*"
     printf '%s\n' "$*" > "$RIG_DIR/.step"
 }
 
 # The first verdict stands: a helper that failed inside $(...) has already
 # written it, and the failing assignment that follows must not replace it.
 pass() {
-    [ -s "$RIG_DIR/result" ] && exit 1
-    log "PASS${1:+: $*}"
-    printf 'PASS%s\n' "${1:+: $*}" > "$RIG_DIR/result"
+    [ -s "$RIG_DIR/$RIG_VERDICT_FILE" ] && exit 1
+    log "$RIG_VERDICT_PASS${1:+$RIG_VERDICT_SEP$*}"
+    printf '%s\n' "$RIG_VERDICT_PASS${1:+$RIG_VERDICT_SEP$*}" > "$RIG_DIR/$RIG_VERDICT_FILE"
     exit 0
 }
 fail() {
-    [ -s "$RIG_DIR/result" ] && exit 1
-    log "FAIL: $*"
-    printf 'FAIL: %s\n' "$*" > "$RIG_DIR/result"
+    [ -s "$RIG_DIR/$RIG_VERDICT_FILE" ] && exit 1
+    log "$RIG_VERDICT_FAIL$RIG_VERDICT_SEP$*"
+    printf '%s\n' "$RIG_VERDICT_FAIL$RIG_VERDICT_SEP$*" > "$RIG_DIR/$RIG_VERDICT_FILE"
     exit 1
 }
 metric() {
     log "metric $1 = $2"
-    printf '%s %s\n' "$1" "$2" >> "$RIG_DIR/metrics.txt"
+    printf '%s %s\n' "$1" "$2" >> "$RIG_DIR/$RIG_METRICS_FILE"
 }
 
 # --- domains ----------------------------------------------------------------
@@ -164,7 +177,7 @@ create_guest() {
     fi
     step "xl create $(basename "$file") $*"
     if ! xl create "$file" "${args[@]}" > "$RIG_DIR/xl-create-$name.log" 2>&1; then
-        sed 's/^/[rig]   /' "$RIG_DIR/xl-create-$name.log" | tail -8
+        tail -8 "$RIG_DIR/xl-create-$name.log" | while IFS= read -r a; do log "  $a"; done
         fail "xl create $(basename "$file") failed (xl-create-$name.log)"
     fi
     log "created $name, domid $(xl domid "$name" 2>/dev/null || echo '?')"
@@ -216,10 +229,10 @@ wait_console() {
 # result line; anything but SUCCESS fails the scenario, quoting the line.
 expect_selftest_success() {
     local name=$1 timeout=${2:-90} line
-    line=$(wait_console "$name" 'Test result: ' "$timeout")
+    line=$(wait_console "$name" "$RIG_RESULT_PREFIX" "$timeout")
     log "$name says: $line"
     case $line in
-        *"Test result: SUCCESS"*) ;;
+        *"$RIG_RESULT_PREFIX$RIG_RESULT_SUCCESS"*) ;;
         *) fail "$name's selftest: ${line#*] }" ;;
     esac
 }
@@ -526,12 +539,19 @@ _symbol() {
     # Our kernel runs below 4 GiB: at most 8 significant hex digits.
     [ -n "$h" ] && [ ${#h} -le 8 ] || return 0
     [ -f "$map" ] || return 0
-    local want=$((16#$h))
+    local want=$((16#$h)) at=0
+    # No command substitution in the loop: each one forks, which in the
+    # emulated dom0 costs enough to time out a failing scenario's
+    # post-mortem (about 300 text symbols lie below a typical RIP).
     while read -r a t n; do
         [ $((16#$a)) -le "$want" ] || break
-        case $t in [tT]) best="($n+0x$(printf %x $((want - 16#$a))))" ;; esac
+        case $t in [tT]) best=$n at=$((16#$a)) ;; esac
     done < "$map"
-    echo "$best"
+    if [ -n "$best" ]; then
+        printf '(%s+0x%x)\n' "$best" $((want - at))
+    else
+        echo
+    fi
 }
 
 # A stopped guest whose saved vCPU state holds the hypervisor's own
@@ -546,8 +566,8 @@ _emulator_fault_check() {
     case $st in *s* | *c*) ;; *) return 0 ;; esac
     cs=$(_ctx_reg "$RIG_DIR/xenctx-$d.txt" cs)
     if [ "$cs" = e008 ]; then
-        echo "$d: saved vCPU state is Xen's own (cs $cs, rip $rip): emulated SVM fault in QEMU TCG, not a guest fault" \
-            >> "$RIG_DIR/emulator-fault"
+        echo "$d${RIG_EMULATOR_FAULT_SEP}saved vCPU state is Xen's own (cs $cs, rip $rip): emulated SVM fault in QEMU TCG, not a guest fault" \
+            >> "$RIG_DIR/$RIG_EMULATOR_FAULT_FILE"
         log "  EMULATOR FAULT: $d's saved state is Xen's own (cs $cs, rip $rip), not the guest's"
     fi
 }
@@ -556,7 +576,7 @@ _emulator_fault_check() {
 # tears guests down and returns 0 only on PASS.
 rig_run() {
     local scen=$1 rc verdict d id
-    rm -f "$RIG_DIR/result" "$RIG_SAMPLERS"
+    rm -f "$RIG_DIR/$RIG_VERDICT_FILE" "$RIG_SAMPLERS"
     exec 9>&1
     RIG_LOG_FD=9
     log "scenario ${RIG_SCENARIO:-?}: start (xen $(xl info xen_version), free $(xl info free_memory) MiB)"
@@ -568,20 +588,21 @@ rig_run() {
     )
     rc=$?
     sample_stop
-    if [ ! -s "$RIG_DIR/result" ]; then
+    if [ ! -s "$RIG_DIR/$RIG_VERDICT_FILE" ]; then
         if [ $rc = 0 ]; then
-            echo "PASS" > "$RIG_DIR/result"
+            printf '%s\n' "$RIG_VERDICT_PASS" > "$RIG_DIR/$RIG_VERDICT_FILE"
         else
-            echo "FAIL: scenario exited $rc (step: $(cat "$RIG_DIR/.step" 2>/dev/null))" > "$RIG_DIR/result"
+            printf '%s\n' "$RIG_VERDICT_FAIL${RIG_VERDICT_SEP}scenario exited $rc (step: $(cat "$RIG_DIR/.step" 2>/dev/null))" \
+                > "$RIG_DIR/$RIG_VERDICT_FILE"
         fi
     fi
-    verdict=$(head -1 "$RIG_DIR/result")
+    verdict=$(head -1 "$RIG_DIR/$RIG_VERDICT_FILE")
     # Evidence for the result folder.
     xl list > "$RIG_DIR/xl-list-end.txt" 2>&1 || true
     # A guest that crashed or triple-faulted is preserved (on_crash and
     # on_reboot): keep its vCPU state for the post-mortem. After a failure
     # every guest still there gets one.
-    case $verdict in PASS*) post_mortem crashed ;; *) post_mortem all ;; esac
+    case $verdict in "$RIG_VERDICT_PASS"*) post_mortem crashed ;; *) post_mortem all ;; esac
     for d in $(xl list 2>/dev/null | awk 'NR > 2 {print $1}'); do
         xl destroy "$d" 2>/dev/null || true
     done
@@ -591,5 +612,5 @@ rig_run() {
     cp /var/log/xen/xl-*.log "$RIG_DIR/xl/" 2>/dev/null || true
     sync
     log "verdict: $verdict"
-    case $verdict in PASS*) return 0 ;; *) return 1 ;; esac
+    case $verdict in "$RIG_VERDICT_PASS"*) return 0 ;; *) return 1 ;; esac
 }

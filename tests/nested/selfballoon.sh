@@ -20,7 +20,7 @@
 ds=data/selfballoon
 create_guest selfballoon name=sb memory=512 maxmem=512 extra="loglevel=info"
 console_follow sb
-wait_console sb 'runtime:' 120 > /dev/null
+wait_console sb "$RIG_MARK_RUNTIME" 120 > /dev/null
 p=$(dompath sb)
 xs_write "$p/memory/selfballoon/selfballoon_interval" 2
 xs_wait "$p/$ds/selfballoon_interval" '^2$' 30 > /dev/null

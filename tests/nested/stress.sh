@@ -9,7 +9,7 @@
 create_guest selfballoon name=sb memory=256 maxmem=256 \
     extra="noselfballooning workload=alloc:32M,touch:ws=50%,hold:1s,free:32M,idle:1s,repeat"
 console_follow sb
-wait_console sb 'runtime:' 120 > /dev/null
+wait_console sb "$RIG_MARK_RUNTIME" 120 > /dev/null
 p=$(dompath sb)
 sample_start stress.csv sb data/selfballoon/current data/selfballoon/workload_resident
 cycles=0

@@ -1,6 +1,7 @@
 //! Paths, the kernel build and small helpers shared by the subcommands.
 
 use anyhow::{bail, Context, Result};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -92,52 +93,29 @@ pub fn kernel(explicit: Option<&Path>, build: bool) -> Result<PathBuf> {
     Ok(k)
 }
 
-/// The selftest's result line, XTF style: `Test result: SUCCESS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TestResult {
-    Success,
-    Failure,
-    Error,
-    Skip,
+/// QEMU's `-device` argument for the isa-debug-exit device at the port
+/// the kernel and dom0's /init write their result to.
+pub fn debug_exit_device() -> String {
+    format!(
+        "isa-debug-exit,iobase={:#x},iosize=0x04",
+        selfballoon_protocol::DEBUG_EXIT_PORT
+    )
 }
 
-impl TestResult {
-    /// Finds `Test result: WORD` anywhere in a line (serial lines under
-    /// Xen carry `(XEN) [ts] (d0) ` prefixes).
-    pub fn parse_line(line: &str) -> Option<TestResult> {
-        let i = line.find("Test result: ")?;
-        let word = line[i + "Test result: ".len()..]
-            .split_whitespace()
-            .next()?;
-        match word {
-            "SUCCESS" => Some(TestResult::Success),
-            "FAILURE" => Some(TestResult::Failure),
-            "ERROR" => Some(TestResult::Error),
-            "SKIP" => Some(TestResult::Skip),
-            _ => None,
-        }
-    }
-
-    /// QEMU's exit status after the kernel wrote its isa-debug-exit code:
-    /// value v gives (v << 1) | 1; v = 0x10 + result index.
-    pub fn from_qemu_exit(code: i32) -> Option<TestResult> {
-        match code {
-            33 => Some(TestResult::Success),
-            35 => Some(TestResult::Failure),
-            37 => Some(TestResult::Error),
-            39 => Some(TestResult::Skip),
-            _ => None,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            TestResult::Success => "SUCCESS",
-            TestResult::Failure => "FAILURE",
-            TestResult::Error => "ERROR",
-            TestResult::Skip => "SKIP",
-        }
-    }
+/// Reads at most `max + 1` bytes of a file the rig's guest side wrote (so
+/// that a parser limited to `max` sees an overlong file as such without
+/// xtask reading all of it); `None` if the file does not exist.
+pub fn read_bounded(path: &Path, max: usize) -> Result<Option<Vec<u8>>> {
+    let f = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot open {}", path.display())),
+    };
+    let mut buf = Vec::new();
+    f.take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(Some(buf))
 }
 
 /// A new folder `results/<kind>-<UTC stamp>` (suffixed `-2`, `-3`, ...
@@ -220,24 +198,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn result_line() {
+    fn debug_exit_device_at_the_protocols_port() {
         assert_eq!(
-            TestResult::parse_line("(XEN) [    3.1] (d0) Test result: SUCCESS"),
-            Some(TestResult::Success)
+            debug_exit_device(),
+            "isa-debug-exit,iobase=0xf4,iosize=0x04"
         );
-        assert_eq!(
-            TestResult::parse_line("Test result: FAILURE (2 checks)"),
-            Some(TestResult::Failure)
-        );
-        assert_eq!(TestResult::parse_line("Test result: maybe"), None);
-        assert_eq!(TestResult::parse_line("no result"), None);
     }
 
     #[test]
-    fn exit_codes() {
-        assert_eq!(TestResult::from_qemu_exit(33), Some(TestResult::Success));
-        assert_eq!(TestResult::from_qemu_exit(39), Some(TestResult::Skip));
-        assert_eq!(TestResult::from_qemu_exit(0), None);
+    fn bounded_reads() {
+        let dir = std::env::temp_dir().join(format!("xtask-bounded-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("f");
+        std::fs::write(&f, b"0123456789").unwrap();
+        assert_eq!(
+            read_bounded(&f, 100).unwrap().as_deref(),
+            Some(&b"0123456789"[..])
+        );
+        assert_eq!(read_bounded(&f, 4).unwrap().as_deref(), Some(&b"01234"[..]));
+        assert_eq!(read_bounded(&dir.join("missing"), 4).unwrap(), None);
+        assert!(read_bounded(&dir, 4).is_err(), "a directory is an error");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! `test` runs them all, `demo` shows the guest working in nested Xen.
 
 mod common;
+#[cfg(test)]
+mod drift;
 mod image;
 mod nested;
 mod plot;
@@ -17,6 +19,7 @@ mod runner;
 mod sim;
 
 use anyhow::{anyhow, bail, Result};
+use selfballoon_protocol::{console, ResultLine, TestResult};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -231,13 +234,15 @@ fn test_all(a: &Args) -> Result<()> {
         });
         // A kernel that faults must say so (vector, error code, RIP) and
         // end with ERROR, not hang or reset; a failed check ends in FAILURE.
+        let fatal = |name: &str| format!("{}{name}", console::FATAL_TRAP);
+        let injected = format!("{}{}", console::SELFTEST_FAIL, console::INJECTED_CHECK);
         for (word, result, shows) in [
-            ("pf", "ERROR", "FATAL #PF"),
-            ("ud", "ERROR", "FATAL #UD"),
-            ("panic", "ERROR", "PANIC"),
+            ("pf", TestResult::Error, fatal("#PF")),
+            ("ud", TestResult::Error, fatal("#UD")),
+            ("panic", TestResult::Error, console::PANIC.to_string()),
             // Overflowing the boot stack hits its unmapped guard page.
-            ("stack", "ERROR", "FATAL #PF"),
-            ("fail", "FAILURE", "selftest: FAIL injected"),
+            ("stack", TestResult::Error, fatal("#PF")),
+            ("fail", TestResult::Failure, injected),
         ] {
             step(
                 &mut res,
@@ -251,8 +256,8 @@ fn test_all(a: &Args) -> Result<()> {
                         Ok(()) => bail!("crash={word} ended in SUCCESS"),
                         Err(e) => {
                             let text = format!("{e:#}");
-                            if text.contains(&format!("Test result: {result}"))
-                                && text.contains(shows)
+                            if text.contains(&ResultLine(result).to_string())
+                                && text.contains(&shows)
                             {
                                 Ok(format!("{result} with '{shows}'"))
                             } else {
@@ -276,21 +281,31 @@ fn test_all(a: &Args) -> Result<()> {
             // wrong result into a failed run, within the scenario's
             // timeout, naming the cause; the guest's console (which the
             // runner prints on failure) must hold the guest's last words.
+            let failure_line = ResultLine(TestResult::Failure).to_string();
+            let fatal_pf = format!("{}#PF", console::FATAL_TRAP);
+            let hang_requested = format!("crash=Hang{}", console::CRASH_REQUESTED);
+            let injected = format!("{}{}", console::SELFTEST_FAIL, console::INJECTED_CHECK);
             for (what, file, guest, says, console_shows) in [
-                ("crashing", "guest-crash", "crash", "crash", "FATAL #PF"),
+                (
+                    "crashing",
+                    "guest-crash",
+                    "crash",
+                    "crash",
+                    fatal_pf.as_str(),
+                ),
                 (
                     "hanging",
                     "guest-hang",
                     "hang",
                     "timeout",
-                    "crash=Hang requested",
+                    hang_requested.as_str(),
                 ),
                 (
                     "failing",
                     "guest-failure",
                     "failure",
-                    "Test result: FAILURE",
-                    "selftest: FAIL injected",
+                    failure_line.as_str(),
+                    injected.as_str(),
                 ),
             ] {
                 step(

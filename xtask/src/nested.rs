@@ -14,6 +14,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use selfballoon_protocol::rig::{
+    DOM0_RUN_DIR, JOB_SCRIPT, LOG_PREFIX, METRICS_FILE, PROTOCOL_SCRIPT, SHARE_TAG, STEP_PREFIX,
+};
+use selfballoon_protocol::{
+    parse_verdict, shell, EmulatorFaults, TestResult, Verdict as ScenarioVerdict, VerdictError,
+    EMULATOR_FAULT_FILE, MAX_FAULT_BYTES, MAX_VERDICT_BYTES, VERDICT_FILE,
+};
+
 /// Xen's command line in the nested rig: the Debian kernel as PV dom0.
 const XEN_ARGS: &str = "loglvl=all guest_loglvl=all console=com1 noreboot \
      console_timestamps=boot dom0_mem=512M,max:512M";
@@ -101,12 +109,19 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Lays out the run directory: lib, scenario, configs, kernel, job.
+/// Lays out the run directory: the protocol for the shell side, lib,
+/// scenario, configs, kernel, job.
 fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Result<()> {
     let root = common::root();
     std::fs::create_dir_all(dir.join("cfg"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
     std::fs::create_dir_all(dir.join("console"))?;
+    // Generated here for every run (never checked in): dom0's /init and
+    // lib.sh source it, so the shell side always speaks this xtask's
+    // protocol and the cached dom0 image never needs rebuilding for it.
+    let protocol = dir.join(PROTOCOL_SCRIPT);
+    std::fs::write(&protocol, shell::Script.to_string())
+        .with_context(|| format!("cannot write {}", protocol.display()))?;
     copy(&root.join("tests/nested/lib.sh"), &dir.join("lib.sh"))?;
     copy(scenario, &dir.join("scenario.sh"))?;
     let cfgdir = root.join("xen-config");
@@ -126,10 +141,10 @@ fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Re
     // dom0's init runs `sh /rig/job.sh`; the helpers want bash.
     let job = format!(
         "#!/bin/sh\n# Written by cargo xtask nested; run by dom0's /init.\n\
-         export RIG_SCENARIO='{name}' RIG_DIR=/rig RIG_IMG=/img\n\
-         exec bash -c '. /rig/lib.sh && rig_run /rig/scenario.sh'\n"
+         export RIG_SCENARIO='{name}' RIG_DIR={DOM0_RUN_DIR} RIG_IMG=/img\n\
+         exec bash -c '. {DOM0_RUN_DIR}/lib.sh && rig_run {DOM0_RUN_DIR}/scenario.sh'\n"
     );
-    std::fs::write(dir.join("job.sh"), job)?;
+    std::fs::write(dir.join(JOB_SCRIPT), job)?;
     Ok(())
 }
 
@@ -176,10 +191,11 @@ fn qemu_command(img: &Path, share: Option<&Path>, interactive: bool) -> Command 
             e(&img.join("vmlinuz")),
             e(&img.join("dom0.cpio.gz"))
         ))
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        .arg("-device")
+        .arg(common::debug_exit_device());
     if let Some(s) = share {
         cmd.arg("-virtfs").arg(format!(
-            "local,path={},mount_tag=rig,security_model=none,id=rig",
+            "local,path={},mount_tag={SHARE_TAG},security_model=none,id={SHARE_TAG}",
             e(s)
         ));
     }
@@ -208,10 +224,6 @@ fn guest_kernel(o: &Opts) -> Result<Option<PathBuf>> {
     }
 }
 
-/// File a run leaves when a guest's saved state proved an emulator fault
-/// (see `_emulator_fault_check` in tests/nested/lib.sh).
-const EMULATOR_FAULT: &str = "emulator-fault";
-
 /// `cargo xtask nested <scenario>`: runs it and reports. Errors only on
 /// problems of the rig itself; a failed scenario is `passed: false`.
 ///
@@ -222,14 +234,35 @@ const EMULATOR_FAULT: &str = "emulator-fault";
 /// and a second emulator fault, stand.
 pub fn run(o: &Opts) -> Result<Outcome> {
     let first = run_once(o)?;
-    let fault = std::fs::read_to_string(first.dir.join(EMULATOR_FAULT)).unwrap_or_default();
-    if first.passed || fault.trim().is_empty() {
+    if first.passed {
         return Ok(first);
     }
+    let path = first.dir.join(EMULATOR_FAULT_FILE);
+    let bytes = match common::read_bounded(&path, MAX_FAULT_BYTES) {
+        Ok(Some(b)) => b,
+        Ok(None) => return Ok(first),
+        Err(e) => {
+            eprintln!("xtask nested: {e:#}; not running the scenario again");
+            return Ok(first);
+        }
+    };
+    let fault = match EmulatorFaults::parse(&bytes) {
+        Ok(f) => f.entries().next(),
+        Err(e) => {
+            eprintln!(
+                "xtask nested: {} in {}: {e}; not running the scenario again",
+                EMULATOR_FAULT_FILE,
+                rel(&first.dir)
+            );
+            return Ok(first);
+        }
+    };
+    let Some(fault) = fault else {
+        return Ok(first);
+    };
     eprintln!(
-        "xtask nested: emulator fault in {} ({}); running the scenario once more",
+        "xtask nested: emulator fault in {} ({fault}); running the scenario once more",
         rel(&first.dir),
-        fault.lines().next().unwrap_or_default()
     );
     let mut second = run_once(o)?;
     second.summary = format!(
@@ -267,9 +300,9 @@ fn run_once(o: &Opts) -> Result<Outcome> {
     let mut step = String::from("boot");
     let mut xen_panic = false;
     let fin = runner::run(cmd, timeout, &dir.join("serial.log"), |line, t| {
-        let rig = line.strip_prefix("[rig] ");
+        let rig = line.strip_prefix(LOG_PREFIX);
         if let Some(r) = rig {
-            if let Some(s) = r.strip_prefix("step: ") {
+            if let Some(s) = r.strip_prefix(STEP_PREFIX) {
                 step = s.to_string();
             }
         }
@@ -286,28 +319,36 @@ fn run_once(o: &Opts) -> Result<Outcome> {
         Verdict::Continue
     })?;
 
-    let result = std::fs::read_to_string(dir.join("result")).unwrap_or_default();
-    let result = result.trim().to_string();
-    // The verdict file says "PASS[: note]" or "FAIL: why".
-    let reason = result.strip_prefix("FAIL: ").unwrap_or(&result).to_string();
+    // The verdict file (see selfballoon_protocol::parse_verdict).
+    let verdict_path = dir.join(VERDICT_FILE);
+    let verdict_bytes = common::read_bounded(&verdict_path, MAX_VERDICT_BYTES);
+    let verdict = match &verdict_bytes {
+        Ok(Some(b)) => parse_verdict(b).map_err(|e| match e {
+            VerdictError::Empty => None,
+            e => Some(e.to_string()),
+        }),
+        Ok(None) => Err(None),
+        Err(e) => Err(Some(format!("{e:#}"))),
+    };
     let secs = fin.elapsed.as_secs_f64();
-    let (passed, mut summary) = match fin.end {
-        End::Exit(Some(33)) if result.starts_with("PASS") => {
-            let note = result
-                .trim_start_matches("PASS")
-                .trim_start_matches(':')
-                .trim();
+    let dom0_passed = matches!(fin.end, End::Exit(Some(c))
+        if TestResult::from_qemu_exit_status(c) == Some(TestResult::Success));
+    let (passed, mut summary) = match (fin.end, verdict) {
+        (End::Exit(_), Ok(ScenarioVerdict::Pass { note })) if dom0_passed => {
             (true, note.to_string())
         }
-        End::Timeout => (
+        (End::Timeout, v) => (
             false,
-            format!("timeout after {secs:.0}s (step: {step}){}", with(&result)),
+            format!("timeout after {secs:.0}s (step: {step}){}", with(&v)),
         ),
-        End::Exit(code) if !result.is_empty() => (
+        (End::Exit(code), Ok(v)) => (
             false,
-            format!("{reason} (QEMU exit {})", code.unwrap_or(-1)),
+            format!("{} (QEMU exit {})", reason(&v), code.unwrap_or(-1)),
         ),
-        End::Exit(code) => (
+        (End::Exit(code), Err(Some(e))) => {
+            (false, format!("{e} (QEMU exit {})", code.unwrap_or(-1)))
+        }
+        (End::Exit(code), Err(None)) => (
             false,
             format!(
                 "no verdict from dom0 (QEMU exit {}, step: {step}){}",
@@ -319,7 +360,7 @@ fn run_once(o: &Opts) -> Result<Outcome> {
                 }
             ),
         ),
-        End::Stopped => (
+        (End::Stopped, _) => (
             false,
             format!("panic in Xen or dom0 after {secs:.0}s (step: {step})"),
         ),
@@ -332,7 +373,7 @@ fn run_once(o: &Opts) -> Result<Outcome> {
             Err(e) => eprintln!("chart for {} failed: {e:#}", rel(&csv)),
         }
     }
-    let metrics = std::fs::read_to_string(dir.join("metrics.txt")).unwrap_or_default();
+    let metrics = std::fs::read_to_string(dir.join(METRICS_FILE)).unwrap_or_default();
     for m in metrics.lines() {
         println!("metric: {m}");
     }
@@ -376,7 +417,7 @@ pub fn shell(o: &Opts) -> Result<()> {
         "shell",
         kernel.as_deref(),
     )?;
-    std::fs::remove_file(dir.join("job.sh"))?;
+    std::fs::remove_file(dir.join(JOB_SCRIPT))?;
     eprintln!(
         "xtask nested shell: /rig is {}; `. /rig/lib.sh` for the helpers; Ctrl-A x quits QEMU",
         rel(&dir)
@@ -384,11 +425,21 @@ pub fn shell(o: &Opts) -> Result<()> {
     common::run_status(&mut qemu_command(&img, Some(&dir), true), "qemu")
 }
 
-fn with(result: &str) -> String {
-    if result.is_empty() {
-        String::new()
-    } else {
-        format!("; last verdict: {result}")
+/// What a timeout's summary adds about the verdict file.
+fn with(verdict: &Result<ScenarioVerdict<'_>, Option<String>>) -> String {
+    match verdict {
+        Ok(v) => format!("; last verdict: {v}"),
+        Err(None) => String::new(),
+        Err(Some(e)) => format!("; {e}"),
+    }
+}
+
+/// A failed run's verdict for its summary: the reason of a `FAIL`, else
+/// the whole verdict line (a `PASS` whose dom0 did not exit as passed).
+fn reason(v: &ScenarioVerdict<'_>) -> String {
+    match v {
+        ScenarioVerdict::Fail { reason } if !reason.is_empty() => reason.to_string(),
+        v => v.to_string().trim_end().to_string(),
     }
 }
 
@@ -416,6 +467,34 @@ pub fn rel(p: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_directory_gets_the_protocol_and_the_bootstrap_names() {
+        let dir = std::env::temp_dir().join(format!("xtask-prepare-{}", std::process::id()));
+        let scen = common::root().join("tests/nested/smoke.sh");
+        prepare(&dir, &scen, "smoke", None).unwrap();
+        let sh = std::fs::read_to_string(dir.join(PROTOCOL_SCRIPT)).unwrap();
+        assert_eq!(sh, shell::Script.to_string());
+        let job = std::fs::read_to_string(dir.join(JOB_SCRIPT)).unwrap();
+        assert!(job.contains("RIG_DIR=/rig "), "{job}");
+        assert!(
+            job.contains(". /rig/lib.sh && rig_run /rig/scenario.sh"),
+            "{job}"
+        );
+        assert!(dir.join("lib.sh").is_file() && dir.join("scenario.sh").is_file());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn summaries_of_verdicts() {
+        let v = |t: &'static str| parse_verdict(t.as_bytes()).unwrap();
+        assert_eq!(reason(&v("FAIL: why\n")), "why");
+        assert_eq!(reason(&v("FAIL: \n")), "FAIL:");
+        assert_eq!(reason(&v("PASS: odd\n")), "PASS: odd");
+        assert_eq!(with(&Ok(v("FAIL: x"))), "; last verdict: FAIL: x");
+        assert_eq!(with(&Err(None)), "");
+        assert_eq!(with(&Err(Some("bad".into()))), "; bad");
+    }
 
     #[test]
     fn timeout_header() {

@@ -1,12 +1,16 @@
 //! Tier 1 (the kernel straight under QEMU) and tier 2 (Xen in QEMU with
 //! our kernel as the PVH dom0).
 
-use crate::common::{self, TestResult};
+use crate::common;
 use crate::runner::{self, End, Verdict};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+
+use selfballoon_protocol::{
+    parse_result_line, ResultLine, ResultLineError, TestResult, RESULT_PREFIX,
+};
 
 /// Options shared by `qemu` and `dom0`.
 #[derive(Debug, Clone)]
@@ -69,7 +73,8 @@ pub fn tier1(o: &Opts) -> Result<()> {
     .args(["-no-reboot", "-kernel"])
     .arg(&kernel)
     .args(["-append", &o.cmdline])
-    .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+    .arg("-device")
+    .arg(common::debug_exit_device());
     eprintln!(
         "xtask qemu: {} \"{}\" (timeout {}s)",
         kernel.display(),
@@ -96,7 +101,8 @@ pub fn tier2(o: &Opts) -> Result<()> {
         .args(["-no-reboot", "-kernel"])
         .arg(&xen)
         .args(["-append", XEN_DOM0_ARGS, "-initrd", &module])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]);
+        .arg("-device")
+        .arg(common::debug_exit_device());
     eprintln!(
         "xtask dom0: Xen {} + dom0 {} \"{}\" (timeout {}s)",
         xen.display(),
@@ -111,6 +117,8 @@ pub fn tier2(o: &Opts) -> Result<()> {
 fn judge(cmd: Command, o: &Opts, dir: &Path, under_xen: bool) -> Result<()> {
     let log = dir.join("serial.log");
     let mut results: Vec<TestResult> = Vec::new();
+    // The first line that named a result the protocol does not know.
+    let mut malformed: Option<String> = None;
     let mut xen_panic = false;
     let fin = runner::run(cmd, o.timeout, &log, |line, t| {
         // Under Xen only the dom0's own lines (`(d0) ...`) and Xen's
@@ -130,15 +138,21 @@ fn judge(cmd: Command, o: &Opts, dir: &Path, under_xen: bool) -> Result<()> {
                 grace: Duration::from_secs(3),
             };
         }
-        if let Some(r) = TestResult::parse_line(line) {
-            results.push(r);
-            // QEMU should exit at once through isa-debug-exit; under Xen
-            // a dom0 that fell back to SCHEDOP_shutdown leaves Xen idling.
-            return Verdict::Stop {
-                grace: Duration::from_secs(10),
-            };
+        match parse_result_line(line) {
+            Ok(r) => {
+                results.push(r);
+                // QEMU should exit at once through isa-debug-exit; under Xen
+                // a dom0 that fell back to SCHEDOP_shutdown leaves Xen idling.
+                Verdict::Stop {
+                    grace: Duration::from_secs(10),
+                }
+            }
+            Err(ResultLineError::NoResult) => Verdict::Continue,
+            Err(e) => {
+                malformed.get_or_insert_with(|| e.to_string());
+                Verdict::Continue
+            }
         }
-        Verdict::Continue
     })?;
     let fail = |why: String| -> Result<()> {
         bail!(
@@ -148,23 +162,27 @@ fn judge(cmd: Command, o: &Opts, dir: &Path, under_xen: bool) -> Result<()> {
         )
     };
     let secs = fin.elapsed.as_secs_f64();
+    let prefix = RESULT_PREFIX.trim_end();
+    let bad = malformed
+        .map(|e| format!("; a malformed result line: {e}"))
+        .unwrap_or_default();
     if xen_panic {
         return fail(format!("Xen panicked after {secs:.1}s"));
     }
     let code_result = match fin.end {
-        End::Exit(Some(c)) => TestResult::from_qemu_exit(c),
+        End::Exit(Some(c)) => TestResult::from_qemu_exit_status(c),
         _ => None,
     };
     match (results.as_slice(), fin.end) {
         ([], End::Timeout) => fail(format!(
-            "timeout after {secs:.1}s without a `Test result:` line"
+            "timeout after {secs:.1}s without a `{prefix}` line{bad}"
         )),
         ([], End::Exit(c)) => fail(format!(
-            "QEMU exited {} after {secs:.1}s without a `Test result:` line{}",
+            "QEMU exited {} after {secs:.1}s without a `{prefix}` line{}{bad}",
             c.map_or("by a signal".to_string(), |c| c.to_string()),
             match c {
                 Some(0) => " (reset/triple fault with -no-reboot?)",
-                Some(c) if TestResult::from_qemu_exit(c).is_some() => {
+                Some(c) if TestResult::from_qemu_exit_status(c).is_some() => {
                     " (the kernel exited through isa-debug-exit without printing it)"
                 }
                 _ => "",
@@ -173,33 +191,29 @@ fn judge(cmd: Command, o: &Opts, dir: &Path, under_xen: bool) -> Result<()> {
         ([r], end) => {
             if let Some(c) = code_result {
                 if c != *r {
-                    return fail(format!(
-                        "result line says {} but the exit code says {}",
-                        r.name(),
-                        c.name()
-                    ));
+                    return fail(format!("result line says {r} but the exit code says {c}"));
                 }
             } else if !under_xen {
                 return fail(format!(
-                    "result {} printed but QEMU did not exit through isa-debug-exit ({end:?})",
-                    r.name()
+                    "result {r} printed but QEMU did not exit through isa-debug-exit ({end:?})"
                 ));
             }
             if *r != TestResult::Success {
-                return fail(format!("Test result: {} ({secs:.1}s)", r.name()));
+                return fail(format!("{} ({secs:.1}s)", ResultLine(*r)));
             }
             let how = match end {
                 End::Exit(_) => "QEMU exited through isa-debug-exit",
                 _ => "QEMU stopped after the result (no isa-debug-exit)",
             };
             println!(
-                "xtask: Test result: SUCCESS in {secs:.1}s ({how}); log: {}",
+                "xtask: {} in {secs:.1}s ({how}); log: {}",
+                ResultLine(TestResult::Success),
                 log.display()
             );
             Ok(())
         }
         (many, _) => fail(format!(
-            "{} `Test result:` lines (expected exactly one)",
+            "{} `{prefix}` lines (expected exactly one)",
             many.len()
         )),
     }

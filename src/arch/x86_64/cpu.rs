@@ -131,12 +131,13 @@ pub fn debugcon_write(bytes: &[u8]) {
     unsafe { outsb(0xe9, bytes) }
 }
 
-/// Writes `value` to QEMU's isa-debug-exit device at port 0xf4, which ends
-/// QEMU with exit code `value * 2 + 1`; without the device nothing happens.
+/// Writes `value` to QEMU's isa-debug-exit device (the rig's port,
+/// `selfballoon_protocol::DEBUG_EXIT_PORT`), which ends QEMU with exit code
+/// `value * 2 + 1`; without the device nothing happens.
 pub fn qemu_debug_exit(value: u32) {
-    // SAFETY: port 0xf4 is QEMU's isa-debug-exit device (or nothing); the
+    // SAFETY: the port is QEMU's isa-debug-exit device (or nothing); the
     // write has no effect on memory.
-    unsafe { outl(0xf4, value) }
+    unsafe { outl(selfballoon_protocol::DEBUG_EXIT_PORT, value) }
 }
 
 /// Raises #UD on purpose (`crash=ud`). The fatal trap handler ends the

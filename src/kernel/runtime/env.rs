@@ -24,6 +24,9 @@ pub trait WatchStore: Store {
     fn is_broken(&self) -> bool;
     /// Watch events received and not yet taken.
     fn queued_watch_events(&self) -> usize;
+    /// The peer has sent more than the last poll took in (polls are
+    /// bounded); the loop must poll again before it blocks.
+    fn has_pending_input(&self) -> bool;
 }
 
 impl<R: RingPage, W: Waiter> WatchStore for XenstoreClient<R, W> {
@@ -41,6 +44,9 @@ impl<R: RingPage, W: Waiter> WatchStore for XenstoreClient<R, W> {
     }
     fn queued_watch_events(&self) -> usize {
         XenstoreClient::queued_watch_events(self)
+    }
+    fn has_pending_input(&self) -> bool {
+        XenstoreClient::has_pending_input(self)
     }
 }
 

@@ -33,6 +33,7 @@ pub use env::{Env, WatchStore};
 use crate::balloon::{Balloon, BalloonConfig, ZeroScrubber};
 use crate::mm::frame::FrameAllocator;
 use crate::mm::{pages_to_kib, PAGE_SIZE};
+use crate::parse::untrusted;
 use crate::selfballoon::controller::Controller;
 use crate::selfballoon::mode::Mode;
 use crate::selfballoon::tunables::Tunables;
@@ -164,10 +165,7 @@ fn parse_workload(spec: &str) -> Option<Engine> {
                 .unwrap_or(NonZeroU32::MIN),
         )),
         Err(e) => {
-            log::error!(
-                "workload '{}' rejected: {e}",
-                crate::parse::sanitize(spec, crate::parse::LOG_VALUE_MAX_BYTES)
-            );
+            log::error!("workload '{}' rejected: {e}", untrusted(spec));
             None
         }
     }
@@ -222,7 +220,7 @@ impl<'f, E: Env> Runtime<'f, E> {
         let controller = Controller::new(tunables);
         let engine = config.workload.as_deref().and_then(parse_workload);
         if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
-            log::info!("workload: {spec}");
+            log::info!("workload: {}", untrusted(spec));
         }
         let mut rt = Runtime {
             mem,
@@ -284,6 +282,11 @@ impl<'f, E: Env> Runtime<'f, E> {
     }
 
     fn next_deadline(&self, now: u64) -> u64 {
+        // The client reads a bounded number of messages per poll; what it
+        // left in the ring raises no new event, so turn again at once.
+        if self.store.as_ref().is_some_and(|s| s.has_pending_input()) {
+            return now;
+        }
         [
             self.due.tick_ns,
             self.due.balloon_ns,

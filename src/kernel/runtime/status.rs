@@ -11,6 +11,7 @@ use super::{Env, Runtime, WatchStore};
 use crate::arch::x86_64::trap;
 use crate::balloon;
 use crate::mm::pages_to_kib;
+use crate::parse::untrusted;
 use crate::xen::events;
 use crate::xen::ops::Clock;
 use crate::xen::xenstore::Store;
@@ -180,9 +181,14 @@ impl<E: Env> Runtime<'_, E> {
         );
         if let Some(xs) = self.store.as_mut() {
             let queued = xs.queued_watch_events();
-            let target = xs.read("memory/target");
+            let target = match xs.read("memory/target") {
+                Ok(v) => alloc::format!("'{}'", untrusted(&v)),
+                Err(e) => alloc::format!("{e}"),
+            };
             log::info!(
-                "debug: xenstore queued events {queued} broken {} memory/target {target:?}",
+                "debug: xenstore queued events {queued} pending input {} broken {} \
+                 memory/target {target}",
+                xs.has_pending_input(),
                 xs.is_broken(),
             );
         }

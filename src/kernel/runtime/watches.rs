@@ -13,7 +13,7 @@ use alloc::format;
 use alloc::string::String;
 
 use super::{parse_workload, Env, Runtime, WatchStore, TARGET_RECHECK_NS};
-use crate::parse::{sanitize, LOG_VALUE_MAX_BYTES};
+use crate::parse::untrusted;
 use crate::selfballoon::tunables::TimerAction;
 use crate::selfballoon::xs::XsGlue;
 use crate::workload::engine::Engine;
@@ -23,11 +23,6 @@ use crate::xen::xenstore::Store;
 pub(super) const TOKEN_TARGET: &str = "target";
 pub(super) const TOKEN_TUNABLES: &str = "tunables";
 pub(super) const TOKEN_WORKLOAD: &str = "workload";
-
-/// A dom0-written value, made safe for the log.
-fn shown(v: &str) -> String {
-    sanitize(v, LOG_VALUE_MAX_BYTES)
-}
 
 impl<E: Env> Runtime<'_, E> {
     /// Reads the toolstack's view (static-max, target) and registers the
@@ -94,7 +89,7 @@ impl<E: Env> Runtime<'_, E> {
                 self.balloon.kick();
                 self.due.balloon_ns = Some(0);
             }
-            Err(e) => log::warn!("memory/target '{}' rejected: {e}", shown(&v)),
+            Err(e) => log::warn!("memory/target '{}' rejected: {e}", untrusted(&v)),
         }
         // A rejected value is remembered too: it is re-applied (and
         // re-reported) only when it changes.
@@ -118,7 +113,7 @@ impl<E: Env> Runtime<'_, E> {
                     self.counters.target_missed_events.saturating_add(1);
                 log::warn!(
                     "memory/target is '{}' but no watch event said so ({} times); applying it",
-                    shown(&v),
+                    untrusted(&v),
                     self.counters.target_missed_events
                 );
                 self.apply_target_value(v);
@@ -173,8 +168,8 @@ impl<E: Env> Runtime<'_, E> {
             if r.rejected > 0 {
                 log::warn!(
                     "tunable {} = '{}' rejected: {:?}",
-                    shown(&rej.key),
-                    shown(&rej.value),
+                    untrusted(&rej.key),
+                    untrusted(&rej.value),
                     rej.reason
                 );
             }
@@ -221,7 +216,7 @@ impl<E: Env> Runtime<'_, E> {
         match xs.read("memory/workload") {
             Ok(spec) if !spec.is_empty() => {
                 if let Some(e) = parse_workload(&spec) {
-                    log::info!("workload from xenstore: {}", shown(&spec));
+                    log::info!("workload from xenstore: {}", untrusted(&spec));
                     self.replace_engine(e);
                 }
             }
@@ -248,9 +243,4 @@ impl<E: Env> Runtime<'_, E> {
         self.engine = Some(new);
         self.due.engine_ns = Some(0);
     }
-}
-
-#[cfg(test)]
-pub(super) fn shown_for_test(v: &str) -> String {
-    shown(v)
 }

@@ -3,16 +3,30 @@
 //!
 //! One request is in flight at a time. While waiting for its reply the
 //! client reads every message the peer sends: watch events go to a queue,
-//! replies to requests given up earlier (after a timeout or error) are
-//! dropped, and anything else is a protocol error. Requests are written
-//! in pieces as the ring frees up; a request that timed out half-written
-//! is completed before the next one, so the stream stays framed.
+//! and any other reply is matched by `req_id`. Request ids come from the
+//! client's own counter and only one is live at a time, so a reply with
+//! an id the client handed out earlier is a late reply to a request given
+//! up on (after a timeout or error), or a repeat: it is dropped and
+//! counted ([`ClientStats::stale_replies`]), however many are owed, so
+//! the client always resynchronises once the peer answers in order again.
+//! A reply with an id never handed out (0, or ahead of the counter) is a
+//! protocol error. Requests are written in pieces as the ring frees up; a
+//! request that timed out half-written is completed before the next one,
+//! so the stream stays framed.
+//!
+//! Work per call is bounded even when the peer keeps the response ring
+//! full: [`XenstoreClient::poll`] reads at most [`MAX_MESSAGES_PER_POLL`]
+//! messages, and a request looks at the clock every few messages and
+//! reads at most [`MAX_MESSAGES_PER_REQUEST`] before it fails with
+//! [`XsError::Timeout`]. Nothing is lost: unread messages stay in the
+//! ring for the next call ([`XenstoreClient::has_pending_input`]).
 //!
 //! Errors: a reply whose header announces more than
 //! [`XENSTORE_PAYLOAD_MAX`] bytes loses the framing for good; the client
 //! then answers every call with [`XsError::Protocol`] (see
 //! [`XenstoreClient::is_broken`]). Bad ring indices, malformed payloads,
-//! unexpected replies and timeouts fail only the call that met them.
+//! replies with ids never issued and timeouts fail only the call that
+//! met them.
 
 use alloc::collections::VecDeque;
 use alloc::format;
@@ -55,6 +69,19 @@ pub struct WatchEvent {
     pub token: String,
 }
 
+/// For logs: the path and token, escaped and bounded (see
+/// [`untrusted`](super::untrusted)).
+impl core::fmt::Display for WatchEvent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} (token {})",
+            super::untrusted(&self.path),
+            super::untrusted(&self.token)
+        )
+    }
+}
+
 /// Default time a request may take.
 pub const DEFAULT_TIMEOUT_NS: u64 = 5_000_000_000;
 /// Attempts [`XenstoreClient::transaction`] makes when commits keep
@@ -64,8 +91,42 @@ pub const TRANSACTION_ATTEMPTS: u32 = 8;
 /// events are coalesced, so this only matters for a flood of distinct
 /// paths.
 pub const MAX_QUEUED_EVENTS: usize = 256;
-/// Request ids given up on whose late replies are still recognised.
-const MAX_ABANDONED: usize = 32;
+/// Messages one [`XenstoreClient::poll`] reads at most; the rest stay in
+/// the ring for the next call (see [`XenstoreClient::has_pending_input`]).
+pub const MAX_MESSAGES_PER_POLL: usize = 64;
+/// Messages one request reads at most while waiting for its reply, so a
+/// peer that keeps the ring full (of watch events, say) cannot hold a
+/// call past its deadline, nor forever when the clock does not move.
+pub const MAX_MESSAGES_PER_REQUEST: usize = 1024;
+/// Messages read between two looks at the clock while a request waits.
+const MESSAGES_PER_CLOCK_CHECK: usize = 16;
+
+/// What one `pump` ended with.
+enum Pumped {
+    /// The reply asked for.
+    Reply(Message),
+    /// The ring holds no complete message.
+    Drained,
+    /// The message budget ran out; more may be waiting.
+    Budget,
+}
+
+/// What the client has seen that did not go as it should, for
+/// diagnostics. Counters saturate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests given up (timeout or error) after some of their bytes
+    /// reached the ring: their replies may still come.
+    pub given_up: u64,
+    /// Replies with an id handed out earlier but not the live request's
+    /// (late replies to requests given up on, or repeats): dropped.
+    pub stale_replies: u64,
+    /// Replies with an id never handed out: each failed the call that met
+    /// it.
+    pub unsolicited_replies: u64,
+    /// Malformed watch events: each failed the call that met it.
+    pub bad_events: u64,
+}
 
 /// A partly received message.
 #[derive(Debug)]
@@ -99,7 +160,9 @@ pub struct XenstoreClient<R: RingPage, W: Waiter> {
     out: VecDeque<u8>,
     inbox: Inbox,
     next_req_id: u32,
-    abandoned: VecDeque<u32>,
+    /// `next_req_id` has wrapped: every non-zero id has been handed out.
+    ids_wrapped: bool,
+    stats: ClientStats,
     /// Registered (path, token) pairs.
     watches: Vec<(String, String)>,
     events: VecDeque<WatchEvent>,
@@ -117,7 +180,8 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
             out: VecDeque::new(),
             inbox: Inbox::new(),
             next_req_id: 1,
-            abandoned: VecDeque::new(),
+            ids_wrapped: false,
+            stats: ClientStats::default(),
             watches: Vec::new(),
             events: VecDeque::new(),
             timeout_ns: DEFAULT_TIMEOUT_NS,
@@ -138,6 +202,11 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
         self.broken
     }
 
+    /// Counters of dropped and refused messages since the client was made.
+    pub fn stats(&self) -> ClientStats {
+        self.stats
+    }
+
     pub fn waiter(&mut self) -> &mut W {
         &mut self.waiter
     }
@@ -148,11 +217,13 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
 
     // -- Watch events -------------------------------------------------------
 
-    /// Reads whatever the peer has sent without blocking (queueing watch
-    /// events) and pushes out pending request bytes. Call it when the
-    /// store event fires while no request is in flight.
+    /// Reads what the peer has sent without blocking (queueing watch
+    /// events), at most [`MAX_MESSAGES_PER_POLL`] messages, and pushes out
+    /// pending request bytes. Call it when the store event fires while no
+    /// request is in flight, and again while
+    /// [`has_pending_input`](Self::has_pending_input) says more is there.
     pub fn poll(&mut self) -> Result<(), XsError> {
-        self.pump(None).map(|_| ())
+        self.pump(None, MAX_MESSAGES_PER_POLL).map(|_| ())
     }
 
     /// Polls, then hands over every queued watch event, oldest first.
@@ -175,6 +246,16 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
             }
         });
         Ok(paths)
+    }
+
+    /// True when the response ring holds bytes not read yet (the peer's
+    /// indices are valid and differ). Each call reads a bounded number of
+    /// messages and leaves the rest in the ring, and the store event does
+    /// not fire again for bytes already announced: a caller that sees this
+    /// should [`poll`](Self::poll) again soon instead of blocking on the
+    /// event channel.
+    pub fn has_pending_input(&self) -> bool {
+        !self.broken && ring::used(self.page.rsp_cons(), self.page.rsp_prod()).is_ok_and(|n| n > 0)
     }
 
     /// Watch events queued and not yet taken.
@@ -281,8 +362,26 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
     fn alloc_req_id(&mut self) -> u32 {
         let id = self.next_req_id;
         // 0 is what xenstored puts in watch events; skip it.
-        self.next_req_id = self.next_req_id.wrapping_add(1).max(1);
+        self.next_req_id = match self.next_req_id.checked_add(1) {
+            Some(n) => n,
+            None => {
+                self.ids_wrapped = true;
+                1
+            }
+        };
         id
+    }
+
+    /// Whether `req_id` is one this client has handed out (0 never is).
+    fn was_issued(&self, req_id: u32) -> bool {
+        req_id != 0 && (self.ids_wrapped || req_id < self.next_req_id)
+    }
+
+    /// Test hook: continue the request id counter from `id` (non-zero).
+    #[cfg(test)]
+    pub(super) fn set_next_req_id(&mut self, id: u32) {
+        assert!(id != 0 && id >= self.next_req_id);
+        self.next_req_id = id;
     }
 
     /// Sends one request and returns the payload of its reply. An XS_ERROR
@@ -297,14 +396,23 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
         let msg_len = msg.len();
         self.out.extend(msg);
         let deadline = self.waiter.now_ns().saturating_add(self.timeout_ns);
+        let mut read = 0;
         let result = loop {
-            match self.pump(Some(req_id)) {
-                Ok(Some(reply)) => break Ok(reply),
-                Ok(None) => {}
+            match self.pump(Some(req_id), MESSAGES_PER_CLOCK_CHECK) {
+                Ok(Pumped::Reply(reply)) => break Ok(reply),
+                Ok(Pumped::Drained) => {
+                    if let Err(e) = self.waiter.wait(deadline) {
+                        break Err(e);
+                    }
+                }
+                // More in the ring: no waiting, but mind the deadline.
+                Ok(Pumped::Budget) => {
+                    read += MESSAGES_PER_CLOCK_CHECK;
+                    if read >= MAX_MESSAGES_PER_REQUEST || self.waiter.now_ns() >= deadline {
+                        break Err(XsError::Timeout);
+                    }
+                }
                 Err(e) => break Err(e),
-            }
-            if let Err(e) = self.waiter.wait(deadline) {
-                break Err(e);
             }
         };
         match result {
@@ -314,46 +422,50 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
                 _ => Err(XsError::Protocol),
             },
             Err(e) => {
-                self.give_up(req_id, msg_len);
+                self.give_up(msg_len);
                 Err(e)
             }
         }
     }
 
-    /// Forgets request `req_id`: if none of it reached the ring it is
-    /// withdrawn, otherwise its reply will be dropped when it comes.
-    fn give_up(&mut self, req_id: u32, msg_len: usize) {
-        if self.out.len() >= msg_len {
-            self.out.truncate(self.out.len() - msg_len);
-        } else {
-            if self.abandoned.len() == MAX_ABANDONED {
-                self.abandoned.pop_front();
-            }
-            self.abandoned.push_back(req_id);
+    /// Forgets the request whose `msg_len` bytes were queued last: if
+    /// none of it reached the ring it is withdrawn, otherwise its reply
+    /// (if it ever comes) is dropped as stale: its id is not the live one.
+    fn give_up(&mut self, msg_len: usize) {
+        match self.out.len().checked_sub(msg_len) {
+            Some(keep) => self.out.truncate(keep),
+            None => bump(&mut self.stats.given_up),
         }
     }
 
     /// Pushes out pending request bytes, then reads complete messages
-    /// until the reply to `want` turns up or the ring runs dry. Never
-    /// blocks.
-    fn pump(&mut self, want: Option<u32>) -> Result<Option<Message>, XsError> {
+    /// until the reply to `want` turns up, the ring runs dry or `budget`
+    /// messages were read (the rest stay in the ring). Never blocks.
+    fn pump(&mut self, want: Option<u32>, budget: usize) -> Result<Pumped, XsError> {
         if self.broken {
             return Err(XsError::Protocol);
         }
         self.flush()?;
-        while let Some(msg) = self.next_message()? {
+        for _ in 0..budget {
+            let Some(msg) = self.next_message()? else {
+                return Ok(Pumped::Drained);
+            };
             let h = msg.header;
             if h.ty == XS_WATCH_EVENT {
-                self.queue_event(&msg.payload)?;
+                if let Err(e) = self.queue_event(&msg.payload) {
+                    bump(&mut self.stats.bad_events);
+                    return Err(e);
+                }
             } else if Some(h.req_id) == want {
-                return Ok(Some(msg));
-            } else if let Some(i) = self.abandoned.iter().position(|&id| id == h.req_id) {
-                self.abandoned.remove(i);
+                return Ok(Pumped::Reply(msg));
+            } else if self.was_issued(h.req_id) {
+                bump(&mut self.stats.stale_replies);
             } else {
+                bump(&mut self.stats.unsolicited_replies);
                 return Err(XsError::Protocol);
             }
         }
-        Ok(None)
+        Ok(Pumped::Budget)
     }
 
     /// Writes as much pending request data as the ring takes.
@@ -442,6 +554,10 @@ impl<R: RingPage, W: Waiter> XenstoreClient<R, W> {
         self.events.push_back(ev);
         Ok(())
     }
+}
+
+fn bump(counter: &mut u64) {
+    *counter = counter.saturating_add(1);
 }
 
 impl<R: RingPage, W: Waiter> Store for XenstoreClient<R, W> {

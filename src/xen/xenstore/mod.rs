@@ -19,6 +19,11 @@
 //! xs.watch("memory/target", "balloon")?;
 //! // when the store event fires (or on each tick):
 //! for path in xs.take_watch_events("balloon")? { /* re-read target */ }
+//! // each call reads a bounded number of messages; if the peer left more,
+//! // poll again soon rather than block on the event channel:
+//! if xs.has_pending_input() { /* next loop iteration without waiting */ }
+//! // logging anything dom0 wrote:
+//! log::info!("value {}", untrusted(&value));
 //! ```
 
 use alloc::string::String;
@@ -34,7 +39,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use client::{Transaction, Waiter, WatchEvent, XenstoreClient};
+pub use client::{ClientStats, Transaction, Waiter, WatchEvent, XenstoreClient};
 pub use ring::{RingPage, VolatilePage};
 pub use wire::parse_u64;
 
@@ -49,7 +54,8 @@ pub enum XsError {
     Protocol,
     /// A path, value or token is too long or contains a NUL.
     BadArgument,
-    /// No reply within the deadline.
+    /// No reply within the deadline, or within the messages one call may
+    /// read ([`client::MAX_MESSAGES_PER_REQUEST`]).
     Timeout,
     /// No xenstore here (dom0 without xenstored, no hypervisor).
     Unavailable,
@@ -83,3 +89,5 @@ impl fmt::Display for XsError {
         }
     }
 }
+
+pub use crate::parse::{untrusted, Untrusted, LOG_MAX_BYTES};

@@ -150,9 +150,12 @@ pub struct VolatilePage {
     ptr: *mut xenstore_domain_interface,
 }
 
-// SAFETY: the page is a fixed mapping that is not tied to a thread; all
-// accesses are volatile and the protocol tolerates concurrent changes by
-// the peer.
+// SAFETY: a VolatilePage only holds a pointer to a fixed mapping that is
+// not tied to any thread (no thread-local state, no reference counts).
+// Moving it to another thread moves the only handle `new`'s contract
+// allows to write `req`, `req_prod` and `rsp_cons`, so writers stay
+// unique; every access is a volatile read or write of plain bytes and
+// u32 indices, which the protocol expects the peer to change at any time.
 unsafe impl Send for VolatilePage {}
 
 impl VolatilePage {
@@ -182,32 +185,67 @@ impl VolatilePage {
 
 impl RingPage for VolatilePage {
     fn req_cons(&self) -> u32 {
-        // SAFETY: `new`'s contract; aligned u32 field of the page.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays readable while `self`
+        // lives; `addr_of!` reaches the aligned u32 field `req_cons` without
+        // making a reference (the peer writes the page concurrently), and
+        // one volatile u32 read of it is atomic on x86; any value is a
+        // valid u32.
         unsafe { addr_of!((*self.ptr).req_cons).read_volatile() }
     }
     fn req_prod(&self) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays readable while `self`
+        // lives; `addr_of!` reaches the aligned u32 field `req_prod` without
+        // making a reference (the peer writes the page concurrently), and
+        // one volatile u32 read of it is atomic on x86; any value is a
+        // valid u32.
         unsafe { addr_of!((*self.ptr).req_prod).read_volatile() }
     }
     fn set_req_prod(&mut self, v: u32) {
-        // SAFETY: as above.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays writable while `self`
+        // lives, and only this value writes `req_prod` in this domain;
+        // `addr_of_mut!` reaches the aligned u32 field without making a
+        // reference, and one volatile u32 write of it is atomic on x86.
         unsafe { addr_of_mut!((*self.ptr).req_prod).write_volatile(v) }
     }
     fn rsp_cons(&self) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays readable while `self`
+        // lives; `addr_of!` reaches the aligned u32 field `rsp_cons` without
+        // making a reference (the peer writes the page concurrently), and
+        // one volatile u32 read of it is atomic on x86; any value is a
+        // valid u32.
         unsafe { addr_of!((*self.ptr).rsp_cons).read_volatile() }
     }
     fn rsp_prod(&self) -> u32 {
-        // SAFETY: as above.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays readable while `self`
+        // lives; `addr_of!` reaches the aligned u32 field `rsp_prod` without
+        // making a reference (the peer writes the page concurrently), and
+        // one volatile u32 read of it is atomic on x86; any value is a
+        // valid u32.
         unsafe { addr_of!((*self.ptr).rsp_prod).read_volatile() }
     }
     fn set_rsp_cons(&mut self, v: u32) {
-        // SAFETY: as above.
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays writable while `self`
+        // lives, and only this value writes `rsp_cons` in this domain;
+        // `addr_of_mut!` reaches the aligned u32 field without making a
+        // reference, and one volatile u32 write of it is atomic on x86.
         unsafe { addr_of_mut!((*self.ptr).rsp_cons).write_volatile(v) }
     }
     fn write_req(&mut self, offset: usize, data: &[u8]) {
         assert!(offset <= XENSTORE_RING_SIZE && data.len() <= XENSTORE_RING_SIZE - offset);
-        // SAFETY: `new`'s contract; the range is inside `req` (checked).
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays writable while `self`
+        // lives, and only this value writes its `req` ring in this domain.
+        // The assert above keeps `offset..offset + data.len()` inside the
+        // XENSTORE_RING_SIZE-byte `req` array, so `base` and every
+        // `base.add(i)` stay in bounds; `addr_of_mut!` makes no reference
+        // to the shared page, and bytes are written one volatile access at
+        // a time. `data` is our own memory, not part of the page.
         unsafe {
             let base = addr_of_mut!((*self.ptr).req).cast::<u8>().add(offset);
             for (i, b) in data.iter().enumerate() {
@@ -217,7 +255,14 @@ impl RingPage for VolatilePage {
     }
     fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
         assert!(offset <= XENSTORE_RING_SIZE && buf.len() <= XENSTORE_RING_SIZE - offset);
-        // SAFETY: `new`'s contract; the range is inside `rsp` (checked).
+        // SAFETY: by `new`'s contract `self.ptr` points at a mapped
+        // xenstore_domain_interface that stays readable while `self`
+        // lives. The assert above keeps `offset..offset + buf.len()`
+        // inside the XENSTORE_RING_SIZE-byte `rsp` array, so `base` and
+        // every `base.add(i)` stay in bounds; `addr_of!` makes no
+        // reference to the shared page (the peer writes it concurrently),
+        // bytes are read one volatile access at a time, and any byte is a
+        // valid u8. `buf` is our own memory, not part of the page.
         unsafe {
             let base = addr_of!((*self.ptr).rsp).cast::<u8>().add(offset);
             for (i, b) in buf.iter_mut().enumerate() {
@@ -383,11 +428,20 @@ pub(crate) mod tests {
 
     #[test]
     fn volatile_page_reaches_the_right_fields() {
+        // SAFETY: xenstore_domain_interface is a repr(C) struct of u8
+        // arrays and u32 fields only, for which all-zero bytes are valid.
         let page: xenstore_domain_interface = unsafe { core::mem::zeroed() };
         let raw = alloc::boxed::Box::into_raw(alloc::boxed::Box::new(page));
-        // SAFETY: `raw` is a live allocation used only through `p` and the
-        // raw pointer below, and freed at the end.
+        // SAFETY: `raw` is a live, aligned allocation (from Box::into_raw)
+        // that stays valid until freed at the end of this test, after the
+        // last use of `p`; only `p` writes `req`, `req_prod` and
+        // `rsp_cons` while it is in use (the test reads them, and writes
+        // the peer's fields, only between `p`'s calls).
         let mut p = unsafe { VolatilePage::new(raw) };
+        // SAFETY: `raw` is valid and aligned (above); the test is single
+        // threaded and no call on `p` is running, so these plain writes
+        // race with nothing; the array indices are reduced mod 1024, in
+        // bounds of the 1024-byte `rsp`.
         unsafe {
             (*raw).rsp_prod = 1020 + 8;
             (*raw).rsp_cons = 1020;
@@ -401,6 +455,12 @@ pub(crate) mod tests {
         assert_eq!(read_response(&mut p, &mut buf).unwrap().n, 8);
         assert_eq!(&buf[..8], b"abcdefgh");
         assert_eq!(write_request(&mut p, b"wxyz"), Ok(4));
+        // `p` is not used again.
+        // SAFETY: `raw` is still the valid, aligned allocation from
+        // Box::into_raw and `p`, the only other user, is done, so the
+        // shared reference `req` and the reads alias no writer; the
+        // allocation is freed exactly once, by Box::from_raw, after its
+        // last use.
         unsafe {
             assert_eq!((*raw).rsp_cons, 1028);
             assert_eq!((*raw).req_prod, 1026);

@@ -16,7 +16,8 @@ use core::cell::RefCell;
 use proptest::prelude::*;
 
 use super::client::{Waiter, WatchEvent, XenstoreClient, TRANSACTION_ATTEMPTS};
-use super::ring::VolatilePage;
+use super::ring::tests::BufPage;
+use super::ring::{RingPage, VolatilePage};
 use super::wire::{self, Header, Message, HEADER_LEN};
 use super::{Store, XsError};
 use crate::xen::abi::*;
@@ -54,16 +55,19 @@ struct Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        // SAFETY: allocated in `Peer::new` by Box::into_raw; the client
-        // holding a VolatilePage to it also holds an Rc to this peer, so
-        // it is gone by now.
+        // SAFETY: `self.page` came from Box::into_raw in `Peer::new` and
+        // is freed only here, once. Every VolatilePage over it belongs to a
+        // client whose TestWaiter holds an Rc to this peer, so this drop
+        // runs only after the last such client (and its page) is gone,
+        // and nothing uses the pointer afterwards.
         unsafe { drop(Box::from_raw(self.page)) };
     }
 }
 
 impl Peer {
     fn new(req_start: u32, rsp_start: u32) -> Self {
-        // SAFETY: all-zero bytes are a valid xenstore_domain_interface.
+        // SAFETY: xenstore_domain_interface is a repr(C) struct of u8
+        // arrays and u32 fields only, for which all-zero bytes are valid.
         let mut page: Box<xenstore_domain_interface> = Box::new(unsafe { core::mem::zeroed() });
         page.req_cons = req_start;
         page.req_prod = req_start;
@@ -97,9 +101,13 @@ impl Peer {
     }
 
     fn pg(&mut self) -> &mut xenstore_domain_interface {
-        // SAFETY: single-threaded test; the client only touches the page
-        // through raw-pointer volatile accesses between our calls, and no
-        // reference returned here outlives the statement using it.
+        // SAFETY: `self.page` is the live, aligned, initialised allocation
+        // made in `Peer::new` (freed only in Drop). The tests are single
+        // threaded and the client accesses the page only inside its own
+        // calls, through raw-pointer volatile accesses that are complete
+        // whenever it calls into the peer (from `Waiter::wait`) or returns
+        // to the test; every caller uses the returned reference within one
+        // statement, so no other access overlaps it.
         unsafe { &mut *self.page }
     }
 
@@ -334,8 +342,13 @@ fn setup_at(req_start: u32, rsp_start: u32, chunk: usize) -> (Client, Rc<RefCell
     let mut peer = Peer::new(req_start, rsp_start);
     peer.chunk = chunk;
     let peer = Rc::new(RefCell::new(peer));
-    // SAFETY: the page lives as long as the peer, and the client holds
-    // the peer (through its waiter).
+    // SAFETY: the page is a live, aligned xenstore_domain_interface from
+    // `Peer::new`, freed only when the peer drops; the client holds an Rc
+    // to the peer in its waiter, so the page outlives the VolatilePage.
+    // The peer writes only its own fields, except where a test plays a
+    // hostile peer by poking `req_prod`/`rsp_cons`: that breaks the
+    // protocol on purpose, not memory safety, since every access is
+    // single-threaded and none overlaps another.
     let page = unsafe { VolatilePage::new(peer.borrow().page) };
     let mut client = XenstoreClient::new(page, TestWaiter { peer: peer.clone() });
     client.set_timeout_ns(1_000_000);
@@ -800,6 +813,415 @@ proptest! {
             let _ = c.read("domid");
             let _ = c.directory("data");
             let _ = c.transaction(|tx| tx.read_u64("memory/target"));
+        }
+    }
+}
+
+// -- Late replies after many failed calls ------------------------------------
+
+/// The fuzz reproduction: more than 32 reads time out while xenstored is
+/// stalled, then it answers all of them. A caller that only issues
+/// requests (never polls) must get every later read answered.
+#[test]
+fn recovers_after_many_timeouts_without_polling() {
+    for n in [32, 33, 100, 1000] {
+        let (mut c, peer) = setup();
+        peer.borrow_mut().silent = true;
+        for _ in 0..n {
+            assert_eq!(c.read("memory/target"), Err(XsError::Timeout));
+        }
+        peer.borrow_mut().silent = false;
+        for i in 0..2000 {
+            assert_eq!(
+                c.read("memory/target").as_deref(),
+                Ok("524288"),
+                "read {i} after {n} timeouts"
+            );
+        }
+        assert!(!c.is_broken());
+        let st = c.stats();
+        assert_eq!((st.given_up, st.stale_replies), (n, n));
+        assert_eq!((st.unsolicited_replies, st.bad_events), (0, 0));
+    }
+}
+
+/// Same, when the late replies are met by `poll` while idle.
+#[test]
+fn late_replies_met_by_poll_are_dropped() {
+    let (mut c, peer) = setup();
+    c.watch("memory/target", "t").unwrap();
+    assert_eq!(c.poll_watch_events().unwrap().len(), 1); // initial event
+    peer.borrow_mut().silent = true;
+    for _ in 0..50 {
+        assert_eq!(c.read("memory/target"), Err(XsError::Timeout));
+    }
+    peer.borrow_mut().silent = false;
+    // An event among the late replies still reaches its owner.
+    peer.borrow_mut()
+        .send(wire::encode_watch_event("memory/target", "t").unwrap());
+    loop {
+        let moved = peer.borrow_mut().step();
+        assert_eq!(c.poll(), Ok(()));
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(c.take_watch_events("t").unwrap(), vec!["memory/target"]);
+    assert_eq!(c.read_u64("memory/target"), Ok(524_288));
+    assert!(!c.is_broken());
+}
+
+/// Malformed watch events fail the call that meets them; the replies
+/// behind them are owed and must not wedge the client.
+#[test]
+fn recovers_after_many_malformed_events() {
+    for n in [33, 200] {
+        let (mut c, peer) = setup();
+        peer.borrow_mut().inject_before_reply =
+            vec![wire::encode(XS_WATCH_EVENT, 0, 0, b"no-token").unwrap(); n];
+        let mut failed = 0;
+        while c.read("domid").is_err() {
+            failed += 1;
+            assert!(failed <= n, "still failing after {failed} calls");
+        }
+        assert_eq!(failed, n);
+        for i in 0..500 {
+            assert_eq!(c.read("domid").as_deref(), Ok("7"), "read {i}");
+        }
+        assert!(!c.is_broken());
+        let st = c.stats();
+        assert_eq!((st.bad_events, st.stale_replies), (n as u64, n as u64));
+    }
+}
+
+/// A reply with an id the client never handed out (0, or ahead of its
+/// counter) is the peer's error, not a late reply: it fails the call
+/// that meets it, and the client carries on.
+#[test]
+fn replies_with_ids_never_issued_are_errors() {
+    let (mut c, peer) = setup();
+    assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    for bad_id in [0, 50, u32::MAX] {
+        peer.borrow_mut()
+            .send(wire::encode(XS_READ, bad_id, 0, b"x").unwrap());
+        while peer.borrow_mut().step() {}
+        assert_eq!(c.poll(), Err(XsError::Protocol), "{bad_id}");
+        assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    }
+    assert!(!c.is_broken());
+    assert_eq!(c.stats().unsolicited_replies, 3);
+    assert_eq!(c.stats().stale_replies, 0);
+}
+
+/// Across the wrap of the id counter (0 is skipped), ids handed out
+/// before it are still recognised as stale, and after it every non-zero
+/// id counts as handed out.
+#[test]
+fn late_replies_across_the_id_wrap() {
+    let (mut c, peer) = setup();
+    c.set_next_req_id(u32::MAX - 2);
+    peer.borrow_mut().silent = true;
+    for _ in 0..6 {
+        assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    }
+    peer.borrow_mut().silent = false;
+    for _ in 0..50 {
+        assert_eq!(c.read("domid").as_deref(), Ok("7"));
+    }
+    let ids: Vec<u32> = peer.borrow().requests.iter().map(|h| h.req_id).collect();
+    assert_eq!(&ids[..6], &[u32::MAX - 2, u32::MAX - 1, u32::MAX, 1, 2, 3]);
+    assert_eq!(c.stats().stale_replies, 6);
+    // After the wrap any non-zero id counts as handed out (even one the
+    // jump above skipped): stale, not an error.
+    peer.borrow_mut()
+        .send(wire::encode(XS_READ, 1_000_000, 0, b"x").unwrap());
+    while peer.borrow_mut().step() {}
+    assert_eq!(c.poll(), Ok(()));
+    assert_eq!(c.stats().stale_replies, 7);
+    // 0 never is.
+    peer.borrow_mut()
+        .send(wire::encode(XS_READ, 0, 0, b"x").unwrap());
+    while peer.borrow_mut().step() {}
+    assert_eq!(c.poll(), Err(XsError::Protocol));
+    assert!(!c.is_broken());
+}
+
+/// A request withdrawn before any of it reached the ring owes no reply.
+#[test]
+fn withdrawn_requests_are_not_counted_as_given_up() {
+    let (mut c, peer) = setup();
+    {
+        let mut p = peer.borrow_mut();
+        p.paused = true;
+        p.pg().req_prod = 1024; // request ring full
+    }
+    assert_eq!(c.write("data/x", "1"), Err(XsError::Timeout));
+    assert_eq!(c.stats().given_up, 0);
+}
+
+// -- A peer that never lets the response ring go empty -----------------------
+
+/// xenstored on another CPU that refills the response ring every time
+/// the client looks at `rsp_prod`: first replies to requests it answers
+/// (with "OK"), then numbered watch events `data/<i>` for token "t", up
+/// to `limit` of them (so an unbounded client still ends, and a test can
+/// see how much it consumed). Every look at `rsp_prod` also advances the
+/// shared clock by `tick_ns`.
+struct Flood {
+    page: BufPage,
+    /// Bytes produced in order: replies first, then events.
+    stream: VecDeque<u8>,
+    replies: VecDeque<u8>,
+    inbuf: Vec<u8>,
+    answer: bool,
+    flooding: bool,
+    produced: u64,
+    limit: u64,
+    clock: Rc<core::cell::Cell<u64>>,
+    tick_ns: u64,
+}
+
+impl Flood {
+    fn refill(&mut self) {
+        // Take requests; answer them if told to.
+        let req = self.page.peer_consume(usize::MAX);
+        self.inbuf.extend(req);
+        while self.inbuf.len() >= HEADER_LEN {
+            let h = Header::from_bytes(self.inbuf[..HEADER_LEN].try_into().unwrap()).unwrap();
+            let total = HEADER_LEN + h.len as usize;
+            if self.inbuf.len() < total {
+                break;
+            }
+            self.inbuf.drain(..total);
+            if self.answer {
+                let r = wire::encode(h.ty, h.req_id, h.tx_id, b"OK\0").unwrap();
+                self.replies.extend(r);
+            }
+        }
+        loop {
+            if self.stream.is_empty() {
+                if !self.replies.is_empty() {
+                    self.stream.extend(self.replies.drain(..));
+                } else if self.flooding && self.produced < self.limit {
+                    let path = format!("data/{}", self.produced);
+                    self.stream
+                        .extend(wire::encode_watch_event(&path, "t").unwrap());
+                    self.produced += 1;
+                } else {
+                    break;
+                }
+            }
+            let (a, b) = self.stream.as_slices();
+            let chunk = if a.is_empty() { b } else { a };
+            let n = self.page.peer_produce(chunk);
+            if n == 0 {
+                break;
+            }
+            self.stream.drain(..n);
+        }
+    }
+}
+
+#[derive(Clone)]
+struct FloodPage(Rc<RefCell<Flood>>);
+
+impl RingPage for FloodPage {
+    fn req_cons(&self) -> u32 {
+        self.0.borrow().page.req_cons
+    }
+    fn req_prod(&self) -> u32 {
+        self.0.borrow().page.req_prod
+    }
+    fn set_req_prod(&mut self, v: u32) {
+        self.0.borrow_mut().page.req_prod = v;
+    }
+    fn rsp_cons(&self) -> u32 {
+        self.0.borrow().page.rsp_cons
+    }
+    fn rsp_prod(&self) -> u32 {
+        let mut f = self.0.borrow_mut();
+        f.refill();
+        let t = f.clock.get().saturating_add(f.tick_ns);
+        f.clock.set(t);
+        f.page.rsp_prod
+    }
+    fn set_rsp_cons(&mut self, v: u32) {
+        self.0.borrow_mut().page.rsp_cons = v;
+    }
+    fn write_req(&mut self, offset: usize, data: &[u8]) {
+        self.0.borrow_mut().page.write_req(offset, data);
+    }
+    fn read_rsp(&self, offset: usize, buf: &mut [u8]) {
+        self.0.borrow().page.read_rsp(offset, buf);
+    }
+}
+
+#[derive(Debug)]
+struct FloodWaiter {
+    clock: Rc<core::cell::Cell<u64>>,
+}
+
+impl Clock for FloodWaiter {
+    fn now_ns(&self) -> u64 {
+        self.clock.get()
+    }
+}
+
+impl Waiter for FloodWaiter {
+    fn notify(&mut self) {}
+    fn wait(&mut self, deadline_ns: u64) -> Result<(), XsError> {
+        let t = self.clock.get().saturating_add(1_000);
+        if t >= deadline_ns {
+            self.clock.set(t.max(deadline_ns));
+            return Err(XsError::Timeout);
+        }
+        self.clock.set(t);
+        Ok(())
+    }
+}
+
+impl core::fmt::Debug for FloodPage {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("FloodPage")
+    }
+}
+
+const FLOOD_LIMIT: u64 = 20_000;
+
+fn flood(tick_ns: u64) -> (XenstoreClient<FloodPage, FloodWaiter>, Rc<RefCell<Flood>>) {
+    let clock = Rc::new(core::cell::Cell::new(0));
+    let f = Rc::new(RefCell::new(Flood {
+        page: BufPage::new(0, 0),
+        stream: VecDeque::new(),
+        replies: VecDeque::new(),
+        inbuf: Vec::new(),
+        answer: true,
+        flooding: false,
+        produced: 0,
+        limit: FLOOD_LIMIT,
+        clock: clock.clone(),
+        tick_ns,
+    }));
+    let mut c = XenstoreClient::new(FloodPage(f.clone()), FloodWaiter { clock });
+    c.set_timeout_ns(1_000_000);
+    c.watch("data", "t").unwrap();
+    f.borrow_mut().flooding = true;
+    (c, f)
+}
+
+/// xenstored stalled except for an endless stream of watch events: a
+/// request must still end at its deadline, after bounded work.
+#[test]
+fn endless_events_do_not_keep_a_request_from_timing_out() {
+    let (mut c, f) = flood(1_000);
+    f.borrow_mut().answer = false;
+    assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    let produced = f.borrow().produced;
+    // 1 ms at 1 us per look at the ring is a few hundred messages.
+    assert!(produced < 2_000, "{produced} events consumed by one read");
+    assert!(c.queued_watch_events() > 0);
+}
+
+/// The same with a clock that does not move (e.g. not set up yet): the
+/// cap on messages per request still ends the call.
+#[test]
+fn endless_events_end_a_request_even_with_a_stuck_clock() {
+    let (mut c, f) = flood(0);
+    f.borrow_mut().answer = false;
+    assert_eq!(c.read("domid"), Err(XsError::Timeout));
+    let produced = f.borrow().produced;
+    assert!(produced < 5_000, "{produced} events consumed by one read");
+}
+
+/// With the peer answering, the reply is found among the events.
+#[test]
+fn replies_among_endless_events_are_found() {
+    let (mut c, f) = flood(0);
+    for _ in 0..100 {
+        c.write("data/x", "1").unwrap();
+    }
+    assert!(f.borrow().produced < FLOOD_LIMIT);
+}
+
+/// `poll` reads a bounded number of messages per call and leaves the
+/// rest in the ring: events arrive in order with none lost, and
+/// `has_pending_input` says there is more.
+#[test]
+fn poll_is_bounded_and_loses_nothing() {
+    let (mut c, f) = flood(1_000);
+    let mut next = 0u64;
+    for _ in 0..100 {
+        let evs = c.poll_watch_events().unwrap();
+        assert!(!evs.is_empty() && evs.len() <= 64, "{} events", evs.len());
+        for e in evs {
+            assert_eq!(e.path, format!("data/{next}"));
+            next += 1;
+        }
+        assert!(c.has_pending_input());
+    }
+    assert!(f.borrow().produced < 100 * 64 + 100);
+    // Once the stream ends, everything produced is delivered.
+    f.borrow_mut().flooding = false;
+    while c.has_pending_input() {
+        for e in c.poll_watch_events().unwrap() {
+            assert_eq!(e.path, format!("data/{next}"));
+            next += 1;
+        }
+    }
+    assert_eq!(next, f.borrow().produced);
+    assert_eq!(c.poll_watch_events().unwrap(), vec![]);
+}
+
+// -- Peer strings in logs --------------------------------------------------------
+
+#[test]
+fn untrusted_strings_are_escaped_and_bounded() {
+    use super::{untrusted, LOG_MAX_BYTES};
+    let show = |s: &str| untrusted(s).to_string();
+    // Ordinary values are unchanged.
+    for plain in ["524288", "/local/domain/7/memory/target", "été", ""] {
+        assert_eq!(show(plain), plain);
+    }
+    // No way to start a new line, move the cursor or send escapes.
+    assert_eq!(show("1\nFAKE: ok"), "1\\nFAKE: ok");
+    assert_eq!(show("a\r\tb"), "a\\r\\tb");
+    assert_eq!(show("\u{1b}[2J\0"), "\\u{1b}[2J\\0");
+    assert_eq!(show("\u{7f}\u{85}\u{9b}"), "\\u{7f}\\u{85}\\u{9b}");
+    // Bidi overrides and isolates (reordering what is shown).
+    assert_eq!(show("a\u{202e}b\u{2066}"), "a\\u{202e}b\\u{2066}");
+    // The escape character itself and quotes, so the form is unambiguous.
+    assert_eq!(show("\\n'\""), "\\\\n\\'\\\"");
+    // Bounded: at most LOG_MAX_BYTES, then "...", never half an escape or
+    // half a character.
+    let long = "x".repeat(5000);
+    assert_eq!(show(&long), format!("{}...", "x".repeat(LOG_MAX_BYTES)));
+    assert_eq!(show(&"x".repeat(LOG_MAX_BYTES)), "x".repeat(LOG_MAX_BYTES));
+    assert_eq!(untrusted("ab\ncd").max_bytes(3).to_string(), "ab...");
+    assert_eq!(untrusted("ab\ncd").max_bytes(4).to_string(), "ab\\n...");
+    assert_eq!(untrusted("aé").max_bytes(2).to_string(), "a...");
+    assert_eq!(untrusted("anything").max_bytes(0).to_string(), "...");
+    // A watch event shows both strings that way.
+    assert_eq!(
+        ev("data/\n", "t\u{1b}").to_string(),
+        "data/\\n (token t\\u{1b})"
+    );
+}
+
+proptest! {
+    /// Whatever the peer sends, the rendering has no control or format
+    /// character and stays within the bound.
+    #[test]
+    fn untrusted_rendering_is_always_safe(s in any::<String>(), max in 0usize..200) {
+        let out = super::untrusted(&s).max_bytes(max).to_string();
+        prop_assert!(out.len() <= max + 3);
+        prop_assert!(!out.chars().any(|c| c.is_control()));
+        let bidi_or_zero_width = |c: char| {
+            matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        };
+        let hidden = out.chars().any(bidi_or_zero_width);
+        prop_assert!(!hidden, "hidden character in {:?}", out);
+        if s.len() <= max && s.chars().all(|c| c.is_ascii_graphic() && c != '\\' && c != '\'' && c != '"') {
+            prop_assert_eq!(out, s);
         }
     }
 }

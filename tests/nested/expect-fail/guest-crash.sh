@@ -5,5 +5,5 @@
 # timeout: 180
 
 create_guest selfballoon name=crash memory=64 maxmem=64 extra="selftest crash=pf"
-wait_console crash 'Test result: SUCCESS' 90 > /dev/null
+wait_console crash "$RIG_RESULT_PREFIX$RIG_RESULT_SUCCESS" 90 > /dev/null
 pass "a crashing guest passed?"

@@ -6,5 +6,5 @@
 # timeout: 180
 
 create_guest selfballoon name=hang memory=64 maxmem=64 extra="selftest crash=hang"
-wait_console hang 'Test result: ' 20 > /dev/null
+wait_console hang "$RIG_RESULT_PREFIX" 20 > /dev/null
 pass "a hanging guest printed a result?"

@@ -7,18 +7,31 @@
 #   9p tag "rig" -> /rig  (read-write run directory: job.sh, lib.sh, the
 #                         scenario, kernels, configs; receives results)
 #   9p tag "img" -> /img  (read-only image directory: vmlinuz, guest initrd)
-# The job's exit status becomes QEMU's exit status through isa-debug-exit
-# (0 -> 0x10 -> QEMU exits 33; anything else -> 0x11 -> 35). Without a job
-# it starts a shell on the console (cargo xtask nested shell).
+# The job's exit status becomes QEMU's exit status through isa-debug-exit:
+# 0 -> RIG_DEBUG_EXIT_SUCCESS, anything else -> RIG_DEBUG_EXIT_FAILURE, a
+# failure of this script -> RIG_DEBUG_EXIT_ERROR. Without a job it starts a
+# shell on the console (cargo xtask nested shell).
+#
+# This file is part of the cached image, so it knows only the bootstrap:
+# the share's tag and mount point, and the names /rig/protocol.sh and
+# /rig/job.sh. Every protocol constant (exit values and port, the verdict
+# file and its words, the [rig] line prefix) comes from /rig/protocol.sh,
+# which `cargo xtask nested` generates from the selfballoon-protocol crate
+# into every run directory. Without it (no share) nobody reads results:
+# lines go out unprefixed and the machine just powers off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/lib/xen-4.17/bin
 export HOME=/root TERM=${TERM:-vt100}
 
-say() { echo "[rig] $*"; }
+say() { echo "${RIG_LOG_PREFIX:-}$*"; }
 
-# QEMU's isa-debug-exit at port 0xf4: value v makes QEMU exit (v<<1)|1.
+# QEMU's isa-debug-exit: value v written to its port makes QEMU exit
+# (v<<1)|1. $1: one of protocol.sh's RIG_DEBUG_EXIT_* values (empty
+# without the protocol: power off only).
 qemu_exit() {
     sync
-    printf "\\$(printf '%03o' "$1")" | dd of=/dev/port bs=1 seek=244 count=1 2>/dev/null
+    if [ -n "$1" ] && [ -n "${RIG_DEBUG_EXIT_PORT:-}" ]; then
+        printf "\\$(printf '%03o' "$1")" | dd of=/dev/port bs=1 seek="$RIG_DEBUG_EXIT_PORT" count=1 2>/dev/null
+    fi
     # Not under the rig's QEMU: power off like a normal system.
     echo o > /proc/sysrq-trigger
     sleep 60
@@ -26,8 +39,10 @@ qemu_exit() {
 
 die() {
     say "dom0 init failed: $*"
-    echo "FAIL: dom0 init: $*" > /rig/result 2>/dev/null
-    qemu_exit 18   # 0x12: error (QEMU exits 37)
+    if [ -n "${RIG_VERDICT_FILE:-}" ]; then
+        echo "$RIG_VERDICT_FAIL${RIG_VERDICT_SEP}dom0 init: $*" > "/rig/$RIG_VERDICT_FILE" 2>/dev/null
+    fi
+    qemu_exit "${RIG_DEBUG_EXIT_ERROR:-}"
 }
 
 mount -t proc proc /proc
@@ -46,18 +61,28 @@ mkdir -p /run/xen /run/lock /var/log/xen/console /var/lib/xen /var/run
 ln -sfn /run /var/run 2>/dev/null || true
 hostname dom0
 
-say "dom0 up: $(uname -r), $(awk '/MemTotal/ {print $2 " KiB"}' /proc/meminfo)"
-
 # Xen device drivers and the 9p transport (modules kept in the image).
+failed_modules=""
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs virtio_pci 9pnet_virtio 9p; do
-    modprobe "$m" 2>/dev/null || say "modprobe $m failed"
+    modprobe "$m" 2>/dev/null || failed_modules="$failed_modules $m"
 done
+
+# The run directory first: it brings the protocol.
+mkdir -p /rig /img
+rig_note=""
+if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none rig /rig 2>/dev/null; then
+    rig_note="no run directory share (9p tag rig)"
+elif [ -f /rig/protocol.sh ]; then
+    . /rig/protocol.sh
+else
+    rig_note="no /rig/protocol.sh: results cannot reach the runner"
+fi
+
+say "dom0 up: $(uname -r), $(awk '/MemTotal/ {print $2 " KiB"}' /proc/meminfo)"
+for m in $failed_modules; do say "modprobe $m failed"; done
+[ -z "$rig_note" ] || say "$rig_note"
 mount -t xenfs xenfs /proc/xen || die "mount xenfs"
 
-mkdir -p /rig /img
-if ! mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,cache=none rig /rig 2>/dev/null; then
-    say "no run directory share (9p tag rig)"
-fi
 mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,ro img /img 2>/dev/null \
     || say "no image share (9p tag img)"
 
@@ -81,9 +106,9 @@ if [ -f /rig/job.sh ]; then
     sh /rig/job.sh
     rc=$?
     say "job exited $rc"
-    if [ $rc = 0 ]; then qemu_exit 16; else qemu_exit 17; fi
+    if [ $rc = 0 ]; then qemu_exit "$RIG_DEBUG_EXIT_SUCCESS"; else qemu_exit "$RIG_DEBUG_EXIT_FAILURE"; fi
 fi
 
 say "no job: shell on the console (exit powers off)"
 setsid sh -c 'exec sh -i </dev/hvc0 >/dev/hvc0 2>&1' || sh -i
-qemu_exit 16
+qemu_exit "${RIG_DEBUG_EXIT_SUCCESS:-}"

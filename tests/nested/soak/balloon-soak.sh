@@ -18,7 +18,7 @@ moves=0 guests=0 stops=0 xen_state=0 hangs=0 nested=0 masked=0
 while [ "$(date +%s)" -lt "$end" ]; do
     guests=$((guests + 1))
     create_guest selfballoon name=soak memory=256 maxmem=256 extra="noselfballooning" > /dev/null
-    wait_console soak 'runtime:' 60 > /dev/null
+    wait_console soak "$RIG_MARK_RUNTIME" 60 > /dev/null
     p=$(dompath soak)
     why=""
     while [ -z "$why" ] && [ "$(date +%s)" -lt "$end" ]; do
@@ -45,8 +45,8 @@ while [ "$(date +%s)" -lt "$end" ]; do
         stop)
             stops=$((stops + 1))
             post_mortem crashed
-            if grep -q "^soak:" "$RIG_DIR/emulator-fault" 2>/dev/null; then
-                xen_state=$(grep -c "^soak:" "$RIG_DIR/emulator-fault")
+            if grep -q "^soak$RIG_EMULATOR_FAULT_SEP" "$RIG_DIR/$RIG_EMULATOR_FAULT_FILE" 2>/dev/null; then
+                xen_state=$(grep -c "^soak$RIG_EMULATOR_FAULT_SEP" "$RIG_DIR/$RIG_EMULATOR_FAULT_FILE")
             fi
             log "guest $guests stopped ($st) after $moves moves in all"
             ;;
@@ -64,7 +64,7 @@ while [ "$(date +%s)" -lt "$end" ]; do
     sleep 1
 done
 # The emulator's stops are counted above; they must not fail the rig run.
-rm -f "$RIG_DIR/emulator-fault"
+rm -f "$RIG_DIR/$RIG_EMULATOR_FAULT_FILE"
 metric soak_moves "$moves"
 metric soak_guests "$guests"
 metric soak_stops "$stops"
