@@ -16,6 +16,9 @@ use selfballoon::workload::{ParseError, Spec};
 
 use crate::trace::{Notes, Seg, Series, Trace};
 
+/// Most passes of a program the model runs.
+pub const MAX_PASSES: u32 = 1000;
+
 /// One phase on the model's clock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mark {
@@ -71,7 +74,8 @@ pub struct Setup {
     pub base_committed_kib: u64,
     /// Seconds an `alloc`, `touch` or `free` takes.
     pub op_s: u64,
-    /// Passes of a `repeat` without a count.
+    /// Passes of a `repeat` without a count (a `repeat:N` above
+    /// [`MAX_PASSES`] is cut there too).
     pub passes: u32,
     /// Idle time after the program ends, s.
     pub tail_s: u64,
@@ -84,7 +88,8 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
         Repeat::Once => 1,
         Repeat::Times(n) => n,
         Repeat::Forever => s.passes.max(1),
-    };
+    }
+    .min(MAX_PASSES);
     let mut reserved: u64 = 0;
     let mut stack: Vec<u64> = Vec::new();
     let mut t = 0u64;
@@ -96,7 +101,10 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
                 start_s: t0,
                 end_s: t1,
                 ram_kib: s.ram_kib,
-                usage_kib: (s.base_committed_kib + reserved * 4).min(s.ram_kib),
+                usage_kib: s
+                    .base_committed_kib
+                    .saturating_add(reserved.saturating_mul(4))
+                    .min(s.ram_kib),
             });
         }
     };
@@ -120,7 +128,7 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
                             stack.push(top - take);
                         }
                         left -= take;
-                        reserved -= take;
+                        reserved = reserved.saturating_sub(take);
                     }
                     s.op_s
                 }
@@ -129,26 +137,27 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
                     duration_ns / 1_000_000_000
                 }
             };
-            push(t, t + dur, reserved, &mut segs);
+            let t1 = t.saturating_add(dur);
+            push(t, t1, reserved, &mut segs);
             marks.push(Mark {
                 pass,
                 index,
                 name: ph.name(),
                 start_s: t,
-                end_s: t + dur,
+                end_s: t1,
                 reserved_pages: reserved,
             });
-            t += dur;
+            t = t1;
         }
     }
     if s.tail_s > 0 {
-        push(t, t + s.tail_s, reserved, &mut segs);
+        push(t, t.saturating_add(s.tail_s), reserved, &mut segs);
         marks.push(Mark {
             pass: passes,
             index: parsed.phases.len(),
             name: "end",
             start_s: t,
-            end_s: t + s.tail_s,
+            end_s: t.saturating_add(s.tail_s),
             reserved_pages: reserved,
         });
     }

@@ -29,7 +29,7 @@ ds=data/selfballoon
 create_guest selfballoon name=ad memory=512 maxmem=512 \
     extra="loglevel=info selfballoon_mode=adaptive workload=$PROGRAM"
 console_follow ad
-wait_console ad 'runtime:' 120 > /dev/null
+wait_console ad "$RIG_MARK_RUNTIME" 120 > /dev/null
 p=$(dompath ad)
 xs_wait "$p/$ds/mode" '^adaptive$' 60 > /dev/null
 log "guest in adaptive mode; program $PROGRAM"
