@@ -67,20 +67,21 @@ pub fn vm_chart(svg: &Path, vm: &str, runs: &[(&str, &Recording)]) -> Result<(),
         .y_label_formatter(&|v| format!("{v:.0}"))
         .draw()
         .map_err(|x| e(&x))?;
-    if let Some((_, r)) = runs.first() {
-        let style = ShapeStyle::from(&BLACK).stroke_width(1);
-        chart
-            .draw_series(LineSeries::new(r.points.iter().map(|p| (p.0, p.1)), style))
-            .map_err(|x| e(&x))?
-            .label("demand")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
-    }
     for (i, (label, r)) in runs.iter().enumerate() {
         let style = ShapeStyle::from(&PALETTE[i % PALETTE.len()]).stroke_width(2);
         chart
             .draw_series(LineSeries::new(r.points.iter().map(|p| (p.0, p.2)), style))
             .map_err(|x| e(&x))?
             .label(label.to_string())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
+    }
+    // Demand last, on top of the policies that hold it exactly.
+    if let Some((_, r)) = runs.first() {
+        let style = ShapeStyle::from(&BLACK).stroke_width(1);
+        chart
+            .draw_series(LineSeries::new(r.points.iter().map(|p| (p.0, p.1)), style))
+            .map_err(|x| e(&x))?
+            .label("demand")
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], style));
     }
     chart
