@@ -17,8 +17,11 @@
 //!   between two ticks times `adaptive_spike_pct` (decaying with
 //!   `adaptive_spike_halflife_s`: a guest that has jumped by 1 GiB in one
 //!   tick will likely do it again, one that never jumps needs no slack for
-//!   it), and `adaptive_min_headroom_mb`. The controller sees demand one
-//!   tick late; the headroom is what covers a rise in the meantime.
+//!   it), less what the estimate already holds above the committed memory
+//!   (right after a fall the fast estimate still covers most of a return
+//!   to the peak), and `adaptive_min_headroom_mb`. The controller sees
+//!   demand one tick late; the headroom is what covers a rise in the
+//!   meantime.
 //! - **Probing and back-off (Meta's senpai / TMO).** Pressure, not a
 //!   formula, says whether the guest has too little: page-ins from the
 //!   swap tier and allocations that had to wait for frames
@@ -182,6 +185,12 @@ impl Adaptive {
             self.rise_pages,
             u64::from(t.adaptive_spike_pct) * (PPM / 100),
         );
+        // What the estimate already holds above the last committed value
+        // covers that much of a rise.
+        let above = self
+            .estimate_pages()
+            .saturating_sub(self.last_committed_pages.unwrap_or(0));
+        let spike = spike.saturating_sub(above);
         let min = u64::from(t.adaptive_min_headroom_mb).saturating_mul(PAGES_PER_MB);
         pct.max(spike).max(min)
     }
@@ -250,7 +259,7 @@ mod tests {
         assert_eq!(approach(u64::MAX, 0, PPM), 0);
     }
 
-    /// Defaults: 10% min headroom, 50% max, 16 MiB minimum, 75% of the
+    /// Defaults: 10% min headroom, 50% max, 16 MiB minimum, 90% of the
     /// largest rise; a 512 MiB guest with 4096 kernel pages.
     #[test]
     fn golden_first_tick_rise_and_decay() {
@@ -261,18 +270,22 @@ mod tests {
         // target = 30000 + 131072 - 126976 = 34096
         assert_eq!(a.decide(&t, &input(20_000)).target_pages, 34_096);
 
-        // A rise to 60000: fast jumps, the rise is 40000, 75% of it is
+        // A rise to 60000: fast jumps, the rise is 40000, 90% of it is
         // more than 50% of 60000.
         a.observe(&t, &input(60_000));
         assert_eq!((a.fast_pages, a.rise_pages), (60_000, 40_000));
-        assert_eq!(a.headroom_pages(&t), 30_000);
-        assert_eq!(a.decide(&t, &input(60_000)).target_pages, 94_096);
+        assert_eq!(a.headroom_pages(&t), 36_000);
+        assert_eq!(a.decide(&t, &input(60_000)).target_pages, 100_096);
 
         // Back to 20000: fast decays 57762 ppm of the gap per tick, slow
         // (1800 s) 1925 ppm; the rise decays with 6 h.
         a.observe(&t, &input(20_000));
         // 40000 * 57762 / 1e6 = 2310.48 -> 2311
         assert_eq!(a.fast_pages, 60_000 - 2_311);
+        // The estimate's 37689 above committed already covers more than
+        // 90% of the remembered rise (~36000): no spike term, the 50%.
+        assert!(a.rise_pages * 9 / 10 < a.estimate_pages() - 20_000);
+        assert_eq!(a.headroom_pages(&t), a.estimate_pages() / 2);
         assert!(a.estimate_pages() >= a.slow_pages);
         // Many calm ticks later everything has come down toward 20000 and
         // the headroom toward 10%.

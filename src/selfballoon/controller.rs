@@ -283,7 +283,7 @@ mod tests {
         let d = c.tick(i).decision.unwrap();
         assert_eq!((d.mode, d.target_pages), (Mode::Adaptive, 35_096));
         i.committed_pages = 60_000;
-        assert_eq!(c.tick(i).decision.unwrap().target_pages, 95_096);
+        assert_eq!(c.tick(i).decision.unwrap().target_pages, 101_096);
         let s = c.status();
         assert_eq!(get(&s, "mode"), Some("adaptive"));
         assert_eq!(get(&s, "adaptive_fast_kib"), Some("240000"));

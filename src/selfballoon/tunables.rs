@@ -67,7 +67,7 @@ pub const DEFAULT_ADAPTIVE_PROBE_HALFLIFE_S: u32 = 600;
 pub const DEFAULT_ADAPTIVE_BACKOFF_S: u32 = 300;
 /// Default `adaptive_spike_pct`: headroom as a share of the largest
 /// recent rise.
-pub const DEFAULT_ADAPTIVE_SPIKE_PCT: u32 = 75;
+pub const DEFAULT_ADAPTIVE_SPIKE_PCT: u32 = 90;
 /// Default `adaptive_spike_halflife_s`: how long a rise is remembered.
 pub const DEFAULT_ADAPTIVE_SPIKE_HALFLIFE_S: u32 = 21_600;
 /// Default `adaptive_min_headroom_mb`: the least headroom, MiB.

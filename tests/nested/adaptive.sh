@@ -20,10 +20,10 @@ PROGRAM='idle:30s,alloc:160M,touch:seq,hold:90s,free:128M,idle:120s,alloc:64M,to
 SIM_ARGS='--ram-mib 512 --kernel-kib 7432 --base-committed-kib 4384 --floor-kib 11528 --tick-s 5 --lag-ticks 0 --tail-s 0'
 # phase-name predicted-MiB, one per hold/idle phase in order.
 EXPECT='idle 27.5
-hold 291.2
-idle 193.4
-hold 226.4
-idle 153.0'
+hold 315.1
+idle 186.5
+hold 250.2
+idle 153.6'
 
 ds=data/selfballoon
 create_guest selfballoon name=ad memory=512 maxmem=512 \
