@@ -39,11 +39,7 @@ impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
         pfn: Pfn,
         f: &mut dyn FnMut(&mut [u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        let page = self
-            .pages
-            .page_mut(self.frames, pfn)
-            .map_err(|_| MapError)?;
-        f(page);
+        f(self.page(pfn)?);
         Ok(())
     }
 
@@ -52,11 +48,7 @@ impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
         pfn: Pfn,
         f: &mut dyn FnMut(&[u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        let page = self
-            .pages
-            .page_mut(self.frames, pfn)
-            .map_err(|_| MapError)?;
-        f(page);
+        f(self.page(pfn)?);
         Ok(())
     }
 
