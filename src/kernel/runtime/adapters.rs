@@ -22,6 +22,13 @@ pub struct WorkloadPages<'a, 'f, P: PhysPages> {
     pub pages: &'a mut P,
 }
 
+impl<P: PhysPages> WorkloadPages<'_, '_, P> {
+    /// The bytes of a frame the workload holds.
+    fn page(&mut self, pfn: Pfn) -> Result<&mut [u8; PAGE_BYTES], MapError> {
+        self.pages.page_mut(self.frames, pfn).map_err(|_| MapError)
+    }
+}
+
 impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
     fn alloc_frame(&mut self) -> Option<Pfn> {
         self.frames.alloc()
@@ -32,11 +39,7 @@ impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
         pfn: Pfn,
         f: &mut dyn FnMut(&mut [u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        let page = self
-            .pages
-            .page_mut(self.frames, pfn)
-            .map_err(|_| MapError)?;
-        f(page);
+        f(self.page(pfn)?);
         Ok(())
     }
 
@@ -45,11 +48,7 @@ impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
         pfn: Pfn,
         f: &mut dyn FnMut(&[u8; PAGE_BYTES]),
     ) -> Result<(), MapError> {
-        let page = self
-            .pages
-            .page_mut(self.frames, pfn)
-            .map_err(|_| MapError)?;
-        f(page);
+        f(self.page(pfn)?);
         Ok(())
     }
 
