@@ -1,0 +1,1 @@
+//! Host tests of the swap tier against models.
