@@ -148,7 +148,7 @@ fn put_u64(out: &mut [u8], at: usize, v: u64) {
 /// (mostly to a few hot objects of the page's heap), a small length,
 /// flags, a refcount, a zero word and a data pointer.
 fn heap_struct(s: &mut Stream, hot: &[u64; 8], line: &mut [u8]) {
-    let mut ptr = |s: &mut Stream| {
+    let ptr = |s: &mut Stream| {
         let r = s.next();
         if r % 4 == 0 {
             // A pointer to some other object of the heap.

@@ -79,14 +79,6 @@ impl FakeTmem {
             .sum()
     }
 
-    /// Pages held in `pool`.
-    pub fn pool_pages(&self, pool: PoolId) -> u64 {
-        match self.pools.get(pool.0 as usize) {
-            Some(Some(p)) => p.pages.len() as u64,
-            _ => 0,
-        }
-    }
-
     /// Drops up to `n` ephemeral pages, oldest first (what the hypervisor
     /// may do at any time). Returns how many it dropped.
     pub fn drop_ephemeral(&mut self, n: u64) -> u64 {
