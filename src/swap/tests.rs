@@ -3,8 +3,8 @@
 //! compaction, proptests of the size-class store, and long random runs of
 //! the pool and of (tiered) frontswap against model maps.
 //!
-//! The random runs have two sizes: an always-on one (a few 10^4
-//! operations, a few seconds in a debug build) and the 10^6-operation one,
+//! The random runs have two sizes: an always-on one (6,000 operations,
+//! a few seconds in a debug build) and the 10^6-operation one,
 //! `#[cfg_attr(debug_assertions, ignore)]`, run by
 //! `cargo test --release --lib swap:: -- --include-ignored` (lz4 in a
 //! debug build costs ~0.3 ms per page, too slow for 10^6).
@@ -654,11 +654,11 @@ fn check_store(store: &ZsStore<VecFrames>, live: &[(Handle, usize, u64)]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(32))]
 
     #[test]
     fn size_class_store_never_overlaps_and_accounts_frames_exactly(
-        ops in proptest::collection::vec(store_op(), 1..300),
+        ops in proptest::collection::vec(store_op(), 1..200),
         max_frames in 4u64..64,
     ) {
         let mut store = ZsStore::new(VecFrames::new(0x40, 256), max_frames);
@@ -831,7 +831,7 @@ fn zpool_model_run(ops: u64, seed: u64) -> (u64, u64, u64) {
         let live_eph = s.ephemeral_pages;
         assert_eq!(s.logical_pages - live_eph, model[0].len() as u64, "op {op}");
         assert!(live_eph <= model[1].len() as u64);
-        if op % 4096 == 0 {
+        if op % 1024 == 0 {
             z.check_invariants();
         }
     }
@@ -848,7 +848,7 @@ fn zpool_model_run(ops: u64, seed: u64) -> (u64, u64, u64) {
 
 #[test]
 fn zpool_matches_a_model_under_random_operations() {
-    let (mismatches, refused, eph_misses) = zpool_model_run(20_000, 0x5eed);
+    let (mismatches, refused, eph_misses) = zpool_model_run(6_000, 0x5eed);
     assert_eq!(mismatches, 0);
     assert!(refused > 0 && eph_misses > 0, "{refused} {eph_misses}");
 }
@@ -944,7 +944,7 @@ fn frontswap_model_run(ops: u64, seed: u64) -> (u64, u64, u64) {
             fs.tier_pages(Tier::Primary) + fs.tier_pages(Tier::Fallback),
             fs.curr_pages()
         );
-        if op % 4096 == 0 {
+        if op % 1024 == 0 {
             if let Some(z) = fs.fallback() {
                 z.check_invariants();
                 assert!(z.stats().frames_used <= 250);
@@ -965,7 +965,7 @@ fn frontswap_model_run(ops: u64, seed: u64) -> (u64, u64, u64) {
 
 #[test]
 fn tiered_frontswap_matches_a_model_under_random_operations() {
-    let (mismatches, refused, fell_back) = frontswap_model_run(20_000, 0xabcd);
+    let (mismatches, refused, fell_back) = frontswap_model_run(6_000, 0xabcd);
     assert_eq!(mismatches, 0);
     assert!(refused > 0 && fell_back > 0, "{refused} {fell_back}");
 }
