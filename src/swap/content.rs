@@ -150,9 +150,9 @@ fn put_u64(out: &mut [u8], at: usize, v: u64) {
 fn heap_struct(s: &mut Stream, hot: &[u64; 8], line: &mut [u8]) {
     let ptr = |s: &mut Stream| {
         let r = s.next();
-        if r % 4 == 0 {
+        if r.is_multiple_of(4) {
             // A pointer to some other object of the heap.
-            hot[0] + ((r >> 8) % (1 << 14) << 6)
+            hot[0] + (((r >> 8) % (1 << 14)) << 6)
         } else {
             hot[((r >> 8) % 8) as usize]
         }
