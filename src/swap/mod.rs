@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! The swap tier's host-testable core: a tmem interface, an in-guest
 //! compressed pool that implements it, frontswap over any such backend,
 //! and verifiable page contents.
@@ -29,7 +30,6 @@
 //!   are a pure function of a page identity.
 //! - `fake` (tests only): a scripted tmem that refuses, drops and fails on
 //!   command.
-#![forbid(unsafe_code)]
 
 pub mod content;
 #[cfg(test)]

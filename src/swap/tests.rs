@@ -461,6 +461,12 @@ fn fake_drops_ephemeral_pages_first_at_capacity() {
 // Frontswap: directed.
 
 #[test]
+fn error_types_are_small() {
+    assert!(core::mem::size_of::<TmemError>() <= 8);
+    assert!(core::mem::size_of::<FrontswapError>() <= 24);
+}
+
+#[test]
 fn slots_map_to_linux_frontswap_keys() {
     assert_eq!(slot_key(0), Some(key(0, 0)));
     assert_eq!(slot_key(17), Some(key(1, 1)));

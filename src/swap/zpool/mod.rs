@@ -19,11 +19,17 @@
 //! 5. when there is no room (the limit, or no frame from [`PoolFrames`]),
 //!    *ephemeral* pages are dropped, oldest put first, until the put fits
 //!    or none is left; persistent pages are never dropped. Then the put is
-//!    refused ([`Refusal::OverLimit`] or [`Refusal::NoMemory`]).
+//!    refused ([`Refusal::OverLimit`] or [`Refusal::NoMemory`]). A dropped
+//!    page frees a frame only when it empties its zspage, or frees a slot
+//!    the put can use only when it is of the same class, so under
+//!    fragmentation one put may drop many ephemeral pages (zswap's
+//!    writeback has the same property); [`ZPool::compact`] is the remedy.
 //!
-//! A get decompresses straight into the caller's page (through a bounce
-//! buffer only when the object crosses a frame boundary); in an ephemeral
-//! pool it then frees the object.
+//! A get decompresses straight into the caller's page (through a 3 KiB
+//! bounce buffer on the stack only when the object crosses a frame
+//! boundary); in an ephemeral pool it then frees the object. The
+//! compressor's state (hash table and output, 12.6 KiB) is on the heap, so
+//! neither direction needs a deep stack.
 //!
 //! # What "never lost" rests on
 //!
