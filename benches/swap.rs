@@ -13,6 +13,10 @@
 //!   lz4 block lengths) and their quotient (target >= 0.8);
 //! - pages refused (incompressible: lz4 block > 3,072 bytes).
 //!
+//! With `SWAP_BENCH_DUMP=DIR` the pages are also written to
+//! `DIR/<kind>.pages` (8,192 × 4,096 bytes), to run other compressors on
+//! exactly the same input.
+//!
 //! Figures, not a test. The machine is shared (2 cores, several builds at
 //! once), so every time is taken twice: on the thread's CPU clock
 //! (`CLOCK_THREAD_CPUTIME_ID`: time this thread ran, what the code costs)
@@ -211,8 +215,14 @@ fn main() {
         "stored", "frames", "pool x", "raw x", "pool/raw"
     );
     let mut wall = Vec::new();
+    let dump = std::env::var_os("SWAP_BENCH_DUMP");
     for kind in ContentKind::ALL {
         let pages = pages(kind);
+        if let Some(dir) = &dump {
+            // The same pages for other compressors: DIR/<kind>.pages.
+            let path = std::path::Path::new(dir).join(format!("{}.pages", kind.name()));
+            std::fs::write(&path, pages.concat()).expect("write pages");
+        }
         let fs = bench_frontswap(kind, &pages);
         let (pool_out, pool_in) = bench_pool(&pages);
         let (raw, comp, dec) = bench_raw(&pages);
