@@ -7,7 +7,9 @@
 //! tmem) and through the bare pool. Printed per kind:
 //!
 //! - ns per page-out and per page-in (median of several repetitions; every
-//!   page-in is verified against its id after the timed loop);
+//!   page-in is verified against its id after the timed loop), and, on
+//!   the same pages, raw lz4_flex compress and decompress and the pool's
+//!   own decoder (`zpool::lz4dec`, checked against lz4_flex);
 //! - the effective pool ratio, logical bytes / (pool frames × 4096),
 //!   beside the raw lz4 ratio of the same pages (4096 × pages / sum of
 //!   lz4 block lengths) and their quotient (target >= 0.8);
@@ -30,6 +32,7 @@ use selfballoon::swap::content::{fill, verify, ContentKind};
 use selfballoon::swap::frontswap::Frontswap;
 use selfballoon::swap::tmem::{Key, ObjectId, Page, PoolKind, Tmem, PAGE_BYTES};
 use selfballoon::swap::zpool::compress::{Compressor, LZ4_MAX_BYTES};
+use selfballoon::swap::zpool::lz4dec::decode_page;
 use selfballoon::swap::zpool::{VecFrames, ZPool};
 
 const PAGES: usize = 8192;
@@ -162,8 +165,9 @@ fn bench_pool(pages: &[Page]) -> ((f64, f64), (f64, f64)) {
     (median2(outs), median2(ins))
 }
 
-/// Raw lz4 on the same pages: ratio, compress ns and decompress ns.
-fn bench_raw(pages: &[Page]) -> (f64, (f64, f64), (f64, f64)) {
+/// Raw lz4 on the same pages: ratio, lz4_flex compress and decompress ns,
+/// and the pool's own decoder (`lz4dec::decode_page`) on the same blocks.
+fn bench_raw(pages: &[Page]) -> (f64, (f64, f64), (f64, f64), (f64, f64)) {
     let mut c = Compressor::default();
     let total: usize = pages.iter().map(|p| c.raw_len(p)).sum();
     let ratio = (pages.len() * PAGE_BYTES) as f64 / total as f64;
@@ -199,7 +203,22 @@ fn bench_raw(pages: &[Page]) -> (f64, (f64, f64), (f64, f64)) {
             })
             .collect(),
     );
-    (ratio, comp, dec)
+    let ours = median2(
+        (0..REPEATS)
+            .map(|_| {
+                let t = Timer::start();
+                for b in &blocks {
+                    let _ = black_box(decode_page(b, &mut back));
+                }
+                t.per(pages.len())
+            })
+            .collect(),
+    );
+    for (b, p) in blocks.iter().zip(pages) {
+        decode_page(b, &mut back).expect("decodes");
+        assert_eq!(&back, p, "decoder disagrees with lz4_flex");
+    }
+    (ratio, comp, dec, ours)
 }
 
 fn main() {
@@ -207,8 +226,8 @@ fn main() {
         "swap tier benchmark ({PAGES} pages per kind, median of {REPEATS}; lz4_flex safe-encode+safe-decode)"
     );
     let header = format!(
-        "{:<7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "kind", "fs out", "fs in", "pool out", "pool in", "lz4 comp", "lz4 dec"
+        "{:<7} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "kind", "fs out", "fs in", "pool out", "pool in", "lz4 comp", "lz4 dec", "ours dec"
     );
     println!(
         "{header} {:>8} {:>8} {:>8} {:>8} {:>8}",
@@ -225,7 +244,7 @@ fn main() {
         }
         let fs = bench_frontswap(kind, &pages);
         let (pool_out, pool_in) = bench_pool(&pages);
-        let (raw, comp, dec) = bench_raw(&pages);
+        let (raw, comp, dec, ours) = bench_raw(&pages);
         let (eff_s, quot) = if fs.stored == 0 {
             ("n/a".to_string(), "n/a".to_string())
         } else if fs.frames == 0 {
@@ -234,7 +253,7 @@ fn main() {
             let eff = fs.stored as f64 / fs.frames as f64;
             (format!("{eff:.2}"), format!("{:.2}", eff / raw))
         };
-        let times = [fs.out_ns, fs.in_ns, pool_out, pool_in, comp, dec];
+        let times = [fs.out_ns, fs.in_ns, pool_out, pool_in, comp, dec, ours];
         let row = |pick: fn(&(f64, f64)) -> f64| {
             let mut r = format!("{:<7}", kind.name());
             for t in &times {
@@ -277,7 +296,8 @@ fn main() {
     for r in wall {
         println!("{r}");
     }
-    println!("times in ns per page; 'fs' = Frontswap<ZPool>, 'pool' = ZPool tmem calls");
+    println!("times in ns per page; 'fs' = Frontswap<ZPool>, 'pool' = ZPool tmem calls;");
+    println!("'lz4' = lz4_flex block calls, 'ours dec' = the pool's decoder on the same blocks");
     println!("pool x = logical bytes / (pool frames x 4096); raw x = lz4 on the same pages");
     println!("targets: pool/raw >= 0.8; fs in < 2000 ns for mixed");
 }

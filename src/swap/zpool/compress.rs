@@ -1,11 +1,13 @@
 //! Page compression: same-filled detection (zswap's) and lz4 blocks.
 //!
-//! `lz4_flex` is used with `default-features = false` plus `safe-encode`
-//! and `safe-decode`: the block format only (`compress_into_with_table`,
-//! `decompress_into`), no `std`, no `alloc`, and both directions in the
-//! crate's `#![forbid(unsafe_code)]` modules. The decoder is bounds-checked
-//! on every copy, so a corrupt object yields an error, never a write
-//! outside the page.
+//! `lz4_flex` compresses, with `default-features = false` plus
+//! `safe-encode` and `safe-decode`: the block format only
+//! (`compress_into_with_table`), no `std`, no `alloc`, in the crate's
+//! `#![forbid(unsafe_code)]` modules. Pages are decoded by our own safe
+//! decoder, [`super::lz4dec`], which is bounds-checked like lz4_flex's
+//! (a corrupt object yields an error, never a write outside the page) and
+//! faster on memory pages. lz4_flex's decoder stays the reference in the
+//! tests and the benchmark.
 //!
 //! Measured on this project's 2-core EPYC build machine, busy, thread CPU
 //! time per 4 KiB page, on the bench's 8,192 `mixed` pages (`cargo bench
@@ -14,11 +16,12 @@
 //! off) about the same, C liblz4 1.9.4 `LZ4_decompress_safe` 1.8 µs, for
 //! the same ratio (2.90 vs 2.91). Decoding is where page-in time goes (the
 //! pool's own work is under 0.5 µs); building lz4_flex at `opt-level = 3`
-//! (the release profile is 2) gave 3.4 µs. No pure-Rust, `no_std`, safe
-//! alternative was found that decodes faster; a C binding would need
-//! `unsafe` and a C toolchain in the kernel build.
+//! (the release profile is 2) gave 3.4 µs. Hence [`super::lz4dec`]; its
+//! figure is in the benchmark's `ours dec` column.
 
-use lz4_flex::block::{compress_into_with_table, decompress_into, CompressTable};
+use lz4_flex::block::{compress_into_with_table, CompressTable};
+
+use super::lz4dec::decode_page;
 
 use super::class::MAX_CLASS_BYTES;
 use crate::swap::tmem::{Page, TmemError, PAGE_BYTES};
@@ -105,12 +108,10 @@ impl Compressor {
     }
 }
 
-/// Decompresses an lz4 block that must expand to exactly one page.
+/// Decompresses an lz4 block that must expand to exactly one page (with
+/// [`decode_page`], not lz4_flex's decoder: see [`super::lz4dec`]).
 pub fn decompress(block: &[u8], page: &mut Page) -> Result<(), TmemError> {
-    match decompress_into(block, page) {
-        Ok(PAGE_BYTES) => Ok(()),
-        _ => Err(TmemError::Corrupt),
-    }
+    decode_page(block, page).map_err(|_| TmemError::Corrupt)
 }
 
 #[cfg(test)]

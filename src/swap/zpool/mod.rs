@@ -65,6 +65,7 @@ pub mod class;
 pub mod compress;
 pub mod frames;
 pub mod limit;
+pub mod lz4dec;
 pub mod zspage;
 
 use alloc::boxed::Box;
