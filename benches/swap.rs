@@ -51,6 +51,9 @@ fn thread_cpu_ns() -> u128 {
     ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128
 }
 
+/// (cpu ns, wall ns) per operation.
+type CpuWall = (f64, f64);
+
 /// A started measurement on both clocks.
 struct Timer(Instant, u128);
 
@@ -139,7 +142,7 @@ fn bench_frontswap(kind: ContentKind, pages: &[Page]) -> Figures {
 }
 
 /// The bare pool (tmem calls, no slot map).
-fn bench_pool(pages: &[Page]) -> ((f64, f64), (f64, f64)) {
+fn bench_pool(pages: &[Page]) -> (CpuWall, CpuWall) {
     let (mut outs, mut ins) = (Vec::new(), Vec::new());
     let mut back = [0u8; PAGE_BYTES];
     for _ in 0..REPEATS {
@@ -167,7 +170,7 @@ fn bench_pool(pages: &[Page]) -> ((f64, f64), (f64, f64)) {
 
 /// Raw lz4 on the same pages: ratio, lz4_flex compress and decompress ns,
 /// and the pool's own decoder (`lz4dec::decode_page`) on the same blocks.
-fn bench_raw(pages: &[Page]) -> (f64, (f64, f64), (f64, f64), (f64, f64)) {
+fn bench_raw(pages: &[Page]) -> (f64, CpuWall, CpuWall, CpuWall) {
     let mut c = Compressor::default();
     let total: usize = pages.iter().map(|p| c.raw_len(p)).sum();
     let ratio = (pages.len() * PAGE_BYTES) as f64 / total as f64;
