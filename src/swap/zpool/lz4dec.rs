@@ -127,15 +127,17 @@ pub fn decode_page(input: &[u8], page: &mut Page) -> Result<(), DecodeError> {
         }
         let start = op - off;
         let room = op + ml + 16 <= PAGE_BYTES;
-        if room && off >= 16 {
+        if room && off >= 16 && ml <= 32 {
             // Each 16-byte chunk reads bytes at least 16 before the
-            // ones it writes, all written already.
+            // ones it writes, all written already. (Longer matches go to
+            // `copy_within`: a chunk loop would chain store-to-load
+            // forwarding at offset 16.)
             let mut k = 0;
             while k < ml {
                 copy16(out, start + k, op + k);
                 k += 16;
             }
-        } else if room && off >= 8 {
+        } else if room && off >= 8 && ml <= 16 {
             let mut k = 0;
             while k < ml {
                 copy8(out, start + k, op + k);
