@@ -28,6 +28,7 @@ pub mod kernel;
 pub mod mm;
 pub mod parse;
 pub mod selfballoon;
+pub mod swap;
 #[cfg(test)]
 pub mod testing;
 pub mod workload;

@@ -1,0 +1,42 @@
+#![forbid(unsafe_code)]
+//! The swap tier's host-testable core: a tmem interface, an in-guest
+//! compressed pool that implements it, frontswap over any such backend,
+//! and verifiable page contents.
+//!
+//! ```text
+//!   page-out / page-in by swap slot
+//!              │
+//!        ┌─────▼──────┐   one persistent pool per tier; a slot lives in
+//!        │ Frontswap  │   exactly one tier, recorded in its slot map
+//!        └──┬──────┬──┘
+//!   primary │      │ fallback (per page, when the primary refuses)
+//!     ┌─────▼─┐  ┌─▼─────┐
+//!     │ Tmem  │  │ Tmem  │   trait `tmem::Tmem`: pools, put/get/flush
+//!     └───────┘  └───────┘
+//!   Xen tmem (hypercall 38)   `zpool::ZPool`: lz4 + size classes over
+//!   — issue 10, later         frames from `zpool::PoolFrames`
+//! ```
+//!
+//! Nothing here touches hardware or the hypervisor: the page tables, the
+//! fault handler and the Xen backend implement the small traits
+//! ([`tmem::Tmem`], [`zpool::PoolFrames`]) and call in. No `unsafe` is
+//! allowed anywhere under this module.
+//!
+//! - [`tmem`]: the interface and its semantics (what "persistent" and
+//!   "ephemeral" promise).
+//! - [`zpool`]: the compressed pool, the backend where Xen has no tmem.
+//! - [`frontswap`]: swap slots over one or two tmem backends.
+//! - [`content`]: page contents (`zero`, `random`, `text`, `mixed`) that
+//!   are a pure function of a page identity.
+//! - `fake` (tests only): a scripted tmem that refuses, drops and fails on
+//!   command.
+
+pub mod content;
+#[cfg(test)]
+pub(crate) mod fake;
+pub mod frontswap;
+pub mod tmem;
+pub mod zpool;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,272 @@
+//! A safe lz4 block decoder for exactly one page: the pool's page-in path.
+//!
+//! Why not `lz4_flex::block::decompress_into`: its safe decoder copies an
+//! overlapping match (offset < length: runs, repeated words) one byte at
+//! a time with a bounds check per byte, and memory pages are full of such
+//! matches (zero runs after a zero word, repeated pointers). This decoder
+//! copies an overlapping match by doubling (copy the `offset`-byte
+//! pattern, then the doubled pattern, ...; each copy is a non-overlapping
+//! `copy_within`), and literals up to 16 bytes and matches with an offset
+//! of at least 8 as fixed 16- or 8-byte moves when there is room (the
+//! bytes written past the end are inside the page and are overwritten by
+//! what follows: lz4's "wild copy"), so the common short sequence costs
+//! no `memcpy` call.
+//!
+//! The format (lz4_Block_format.md): a sequence is a token (literal
+//! length in the high nibble, match length − 4 in the low; 15 means more
+//! length bytes follow, each added, until one is not 255), the literals,
+//! then a 2-byte little-endian offset back into the output and the match.
+//! The last sequence is literals only and ends the input.
+//!
+//! Guarantees, for any input bytes: no panic, no write outside `page`;
+//! `Ok` only if the input is a complete block that expands to exactly
+//! 4,096 bytes, with every offset in `1..=bytes written`. Tested against
+//! `lz4_flex` on real and random pages, and on arbitrary input.
+
+use crate::swap::tmem::{Page, PAGE_BYTES};
+
+/// Why a block did not decode. (The pool maps every case to
+/// `TmemError::Corrupt`.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The input ended inside a sequence.
+    Truncated,
+    /// An offset of 0 or beyond the bytes written so far.
+    BadOffset,
+    /// The block expands past 4,096 bytes, or short of it.
+    WrongLength,
+}
+
+/// Reads an lz4 length extension starting at `*ip`, adding to `len`.
+fn extend(input: &[u8], ip: &mut usize, mut len: usize) -> Result<usize, DecodeError> {
+    loop {
+        let b = *input.get(*ip).ok_or(DecodeError::Truncated)?;
+        *ip += 1;
+        len += usize::from(b);
+        if len > PAGE_BYTES {
+            return Err(DecodeError::WrongLength);
+        }
+        if b != 255 {
+            return Ok(len);
+        }
+    }
+}
+
+/// Copies 8 bytes `out[from..from + 8]` to `out[to..to + 8]`; the caller
+/// ensures `from + 8 <= to` (no overlap) and `to + 8 <= out.len()`.
+#[inline(always)]
+fn copy8(out: &mut Page, from: usize, to: usize) {
+    let mut t = [0u8; 8];
+    t.copy_from_slice(&out[from..from + 8]);
+    out[to..to + 8].copy_from_slice(&t);
+}
+
+/// As [`copy8`], 16 bytes.
+#[inline(always)]
+fn copy16(out: &mut Page, from: usize, to: usize) {
+    let mut t = [0u8; 16];
+    t.copy_from_slice(&out[from..from + 16]);
+    out[to..to + 16].copy_from_slice(&t);
+}
+
+/// Decodes the lz4 block `input` into `page`. On error the page holds
+/// whatever was decoded so far.
+pub fn decode_page(input: &[u8], page: &mut Page) -> Result<(), DecodeError> {
+    let out = page;
+    let (mut ip, mut op) = (0usize, 0usize);
+    loop {
+        let token = *input.get(ip).ok_or(DecodeError::Truncated)?;
+        ip += 1;
+
+        // Literals.
+        let mut lit = usize::from(token >> 4);
+        if lit == 15 {
+            lit = extend(input, &mut ip, lit)?;
+        }
+        if lit <= 16 && ip + 16 <= input.len() && op + 16 <= PAGE_BYTES {
+            // Wild copy: bytes past `op + lit` are overwritten later.
+            let mut t = [0u8; 16];
+            t.copy_from_slice(&input[ip..ip + 16]);
+            out[op..op + 16].copy_from_slice(&t);
+        } else {
+            let src = input.get(ip..ip + lit).ok_or(DecodeError::Truncated)?;
+            out.get_mut(op..op + lit)
+                .ok_or(DecodeError::WrongLength)?
+                .copy_from_slice(src);
+        }
+        ip += lit;
+        op += lit;
+        if op > PAGE_BYTES || ip > input.len() {
+            return Err(DecodeError::Truncated);
+        }
+        if ip == input.len() {
+            // The last sequence: literals only.
+            return if op == PAGE_BYTES {
+                Ok(())
+            } else {
+                Err(DecodeError::WrongLength)
+            };
+        }
+
+        // Match.
+        let off = match input.get(ip..ip + 2) {
+            Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+            _ => return Err(DecodeError::Truncated),
+        };
+        ip += 2;
+        if off == 0 || off > op {
+            return Err(DecodeError::BadOffset);
+        }
+        let mut ml = usize::from(token & 15);
+        if ml == 15 {
+            ml = extend(input, &mut ip, ml)?;
+        }
+        ml += 4;
+        if op + ml > PAGE_BYTES {
+            return Err(DecodeError::WrongLength);
+        }
+        let start = op - off;
+        let room = op + ml + 16 <= PAGE_BYTES;
+        if room && off >= 16 && ml <= 32 {
+            // Each 16-byte chunk reads bytes at least 16 before the
+            // ones it writes, all written already. (Longer matches go to
+            // `copy_within`: a chunk loop would chain store-to-load
+            // forwarding at offset 16.)
+            let mut k = 0;
+            while k < ml {
+                copy16(out, start + k, op + k);
+                k += 16;
+            }
+        } else if room && off >= 8 && ml <= 16 {
+            let mut k = 0;
+            while k < ml {
+                copy8(out, start + k, op + k);
+                k += 8;
+            }
+        } else if off >= ml {
+            out.copy_within(start..start + ml, op);
+        } else {
+            // Overlapping: [start, op + done) has period `off` and
+            // `done` is a multiple of `off` until the last copy, so
+            // copying from `start` keeps the period; each copy reads
+            // bytes before the ones it writes.
+            let mut done = 0;
+            while done < ml {
+                let n = (off + done).min(ml - done);
+                out.copy_within(start..start + n, op + done);
+                done += n;
+            }
+        }
+        op += ml;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swap::content::{fill, ContentKind};
+    use alloc::vec;
+    use alloc::vec::Vec;
+    use lz4_flex::block::{compress_into, get_maximum_output_size};
+    use proptest::prelude::*;
+
+    fn lz4(page: &Page) -> Vec<u8> {
+        let mut out = vec![0u8; get_maximum_output_size(PAGE_BYTES)];
+        let n = compress_into(page, &mut out).expect("room");
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn decodes_every_content_kind() {
+        for kind in ContentKind::ALL {
+            for id in 0..40 {
+                let mut p = [0u8; PAGE_BYTES];
+                fill(kind, id, &mut p);
+                let block = lz4(&p);
+                let mut back = [0xeeu8; PAGE_BYTES];
+                assert_eq!(decode_page(&block, &mut back), Ok(()), "{kind:?} {id}");
+                assert_eq!(back, p, "{kind:?} {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_bad_blocks() {
+        let mut p = [0u8; PAGE_BYTES];
+        fill(ContentKind::Mixed, 3, &mut p);
+        let block = lz4(&p);
+        let mut back = [0u8; PAGE_BYTES];
+        assert_eq!(decode_page(&[], &mut back), Err(DecodeError::Truncated));
+        assert!(decode_page(&block[..block.len() - 1], &mut back).is_err());
+        // A match before the start of the output.
+        assert_eq!(
+            decode_page(&[0x10, b'a', 0x05, 0x00], &mut back),
+            Err(DecodeError::BadOffset)
+        );
+        // Zero offset.
+        assert_eq!(
+            decode_page(&[0x10, b'a', 0x00, 0x00], &mut back),
+            Err(DecodeError::BadOffset)
+        );
+        // Short of a page.
+        assert_eq!(
+            decode_page(&[0x10, b'a'], &mut back),
+            Err(DecodeError::WrongLength)
+        );
+    }
+
+    /// Pages with runs, repeats and noise, to exercise every copy path.
+    fn page_strategy() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec((any::<u8>(), 1usize..300, 0u8..4), 1..60).prop_map(|runs| {
+            let mut v = Vec::with_capacity(PAGE_BYTES);
+            let mut x = 1u64;
+            while v.len() < PAGE_BYTES {
+                for &(b, len, mode) in &runs {
+                    for i in 0..len {
+                        x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+                        v.push(match mode {
+                            0 => b,
+                            1 => b.wrapping_add((i % 7) as u8),
+                            2 => (x >> 56) as u8,
+                            _ => [b, 0, 0, 0, 0xff, 0xff, 0x88, 0x80][i % 8],
+                        });
+                    }
+                }
+            }
+            v.truncate(PAGE_BYTES);
+            v
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn agrees_with_lz4_flex(v in page_strategy()) {
+            let mut p = [0u8; PAGE_BYTES];
+            p.copy_from_slice(&v);
+            let block = lz4(&p);
+            let mut back = [0u8; PAGE_BYTES];
+            prop_assert_eq!(decode_page(&block, &mut back), Ok(()));
+            prop_assert_eq!(&back[..], &p[..]);
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_input(input in proptest::collection::vec(any::<u8>(), 0..5000)) {
+            let mut back = [0u8; PAGE_BYTES];
+            let _ = decode_page(&input, &mut back);
+        }
+
+        #[test]
+        fn never_panics_on_damaged_blocks(v in page_strategy(), at in any::<usize>(), x in 1u8..) {
+            let mut p = [0u8; PAGE_BYTES];
+            p.copy_from_slice(&v);
+            let mut block = lz4(&p);
+            let i = at % block.len();
+            block[i] ^= x;
+            let mut back = [0u8; PAGE_BYTES];
+            let _ = decode_page(&block, &mut back);
+        }
+    }
+}
