@@ -29,11 +29,14 @@
 //! - [`xen_tmem`]: the `xen-tmem` backend, Xen's own tmem over any
 //!   `xen::tmem::TmemHypervisor`; `xen_fake` (tests only) is a Xen 4.12
 //!   tmem that checks every `tmem_op` byte by byte.
+//! - [`checks`]: the in-guest tmem checks and timings, generic over
+//!   [`tmem::Tmem`] (run on the fakes here, on Xen by the selftest).
 //! - [`content`]: page contents (`zero`, `random`, `text`, `mixed`) that
 //!   are a pure function of a page identity.
 //! - `fake` (tests only): a scripted tmem that refuses, drops and fails on
 //!   command.
 
+pub mod checks;
 pub mod content;
 #[cfg(test)]
 pub(crate) mod fake;

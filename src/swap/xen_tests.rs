@@ -456,3 +456,42 @@ fn tiered_frontswap_moves_pages_between_tiers_exactly() {
     assert_eq!(fs.tier_pages(Tier::Fallback), 4);
     assert_eq!(fs.fallback().map(|z| z.stats().logical_pages), Some(4));
 }
+
+#[test]
+fn the_selftest_checks_pass_on_the_fake_xen_and_see_its_answers() {
+    use super::checks::{ephemeral_check, persistent_check, zpool_timing};
+    use core::cell::Cell;
+    let clock = Cell::new(0u64);
+    let now = || {
+        clock.set(clock.get() + 10);
+        clock.get()
+    };
+    let mut x = xen();
+    let r = persistent_check(&mut x, 1000, &now).expect("check");
+    assert!(r.ok(1000), "{r:?}");
+    assert_eq!((r.put_ns, r.get_ns), (10, 10));
+    let s = x.stats();
+    // Half the gets after flushes saw 0, the half after the object
+    // flushes emptied the pool saw -EEMPTY.
+    assert_eq!((s.gets_absent, s.gets_empty), (504, 496));
+    assert_eq!(x.hypervisor().pages(), 0);
+    let e = ephemeral_check(&mut x, 64).expect("check");
+    assert!(e.ok() && e.found == 64 && e.dropped == 0, "{e:?}");
+    // Xen dropping ephemeral pages is tolerated and counted.
+    x.hypervisor_mut().capacity_pages = Some(40);
+    let e = ephemeral_check(&mut x, 64).expect("check");
+    assert!(e.ok() && e.found == 40 && e.dropped == 24, "{e:?}");
+    // A Xen that loses a persistent page fails the check.
+    x.hypervisor_mut().capacity_pages = Some(10);
+    let r = persistent_check(&mut x, 20, &now).expect("check");
+    assert!(!r.ok(20) && r.refused == 10, "{r:?}");
+    // On the zpool too (the same code gives the in-guest figures).
+    let mut z = ZPool::new(VecFrames::new(0, 512), 512);
+    assert!(persistent_check(&mut z, 1000, &now)
+        .expect("check")
+        .ok(1000));
+    assert!(ephemeral_check(&mut z, 64).expect("check").ok());
+    let (put, get, stored, bad) = zpool_timing(512, 256, &now);
+    // Some `mixed` pages do not compress below zpool's threshold.
+    assert!((put, get, bad) == (10, 10, 0) && stored > 400, "{stored}");
+}
