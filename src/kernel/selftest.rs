@@ -11,9 +11,10 @@ use crate::arch::x86_64::cpu;
 use crate::arch::x86_64::trap::{self, TrapFrame};
 use crate::mm::direct::PhysPages;
 use crate::swap::checks;
-use crate::swap::xen_tmem::{SwapBackend, XenTmem};
+use crate::swap::xen_tmem::XenTmem;
+use crate::xen::errno::Errno;
 use crate::xen::ops::MemoryOps;
-use crate::xen::tmem::XenTmemHypervisor;
+use crate::xen::tmem::{Presence, XenTmemHypervisor};
 use crate::xen::xenstore::Store;
 use crate::xen::{abi, calls, events, time};
 
