@@ -152,10 +152,13 @@ pub(crate) enum PutScript {
     Errno(Errno),
 }
 
+/// An object's pages by index: (put sequence number, data).
+type Object = BTreeMap<u32, (u64, Box<Page>)>;
+
 #[derive(Debug)]
 struct Pool {
     persistent: bool,
-    objects: BTreeMap<[u64; 3], BTreeMap<u32, (u64, Box<Page>)>>,
+    objects: BTreeMap<[u64; 3], Object>,
 }
 
 impl Pool {
