@@ -414,7 +414,7 @@ fn tmem_checks_passed(log: &std::path::Path) -> Result<String> {
         .join("");
     Ok(flat
         .split_once("ns per put")
-        .map(|(_, r)| format!("ns per put{}", r.split(')').next().unwrap_or("")))
+        .map(|(_, r)| format!("ns per put{}", r.find(')').map_or(r, |i| &r[..=i])))
         .unwrap_or_default())
 }
 
@@ -436,4 +436,29 @@ fn demo(a: &Args) -> Result<()> {
         bail!("demo failed: {}", out.summary);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmem_step_needs_both_checks_and_reads_the_figures() {
+        let dir = std::env::temp_dir().join(format!("xtask-tmem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("serial.log");
+        let pass = "(d0) [    9.1] selftest: PASS tmem-persistent: 2000 pages put, 1000\n\
+                    (d0) [    9.2]  absent (-EEMPTY: 1000); ns per put 5 / get 6 via xen-tmem, \
+                    zpool 7 / 8 (same run)\n\
+                    (d0) [    9.4] selftest: PASS tmem-ephemeral: 256 pages\n";
+        std::fs::write(&log, pass).unwrap();
+        assert_eq!(
+            tmem_checks_passed(&log).unwrap(),
+            "ns per put 5 / get 6 via xen-tmem, zpool 7 / 8 (same run)"
+        );
+        let skip = pass.replace("PASS tmem-ephemeral", "SKIP tmem-ephemeral");
+        std::fs::write(&log, skip).unwrap();
+        assert!(tmem_checks_passed(&log).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
