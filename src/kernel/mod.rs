@@ -194,6 +194,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         if let Err(e) = k.init_xen() {
             fail_boot("xen", &e);
         }
+        crate::xen::tmem::probe_at_boot();
     }
     match k.args.crash {
         None => {}

@@ -14,7 +14,7 @@
 //!     │ Tmem  │  │ Tmem  │   trait `tmem::Tmem`: pools, put/get/flush
 //!     └───────┘  └───────┘
 //!   Xen tmem (hypercall 38)   `zpool::ZPool`: lz4 + size classes over
-//!   — issue 10, later         frames from `zpool::PoolFrames`
+//!   `xen_tmem::XenTmem`       frames from `zpool::PoolFrames`
 //! ```
 //!
 //! Nothing here touches hardware or the hypervisor: the page tables, the
@@ -26,17 +26,28 @@
 //!   "ephemeral" promise).
 //! - [`zpool`]: the compressed pool, the backend where Xen has no tmem.
 //! - [`frontswap`]: swap slots over one or two tmem backends.
+//! - [`xen_tmem`]: the `xen-tmem` backend, Xen's own tmem over any
+//!   `xen::tmem::TmemHypervisor`; `xen_fake` (tests only) is a Xen 4.12
+//!   tmem that checks every `tmem_op` byte by byte.
+//! - [`checks`]: the in-guest tmem checks and timings, generic over
+//!   [`tmem::Tmem`] (run on the fakes here, on Xen by the selftest).
 //! - [`content`]: page contents (`zero`, `random`, `text`, `mixed`) that
 //!   are a pure function of a page identity.
 //! - `fake` (tests only): a scripted tmem that refuses, drops and fails on
 //!   command.
 
+pub mod checks;
 pub mod content;
 #[cfg(test)]
 pub(crate) mod fake;
 pub mod frontswap;
 pub mod tmem;
+#[cfg(test)]
+pub(crate) mod xen_fake;
+pub mod xen_tmem;
 pub mod zpool;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod xen_tests;

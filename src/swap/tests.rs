@@ -57,7 +57,7 @@ fn zpool(max_frames: u64) -> ZPool<VecFrames> {
 // ---------------------------------------------------------------------
 // Conformance: the fake and zpool give the same answers.
 
-fn conformance<T: Tmem>(t: &mut T) {
+pub(super) fn conformance<T: Tmem>(t: &mut T) {
     let p = t.new_pool(PoolKind::PERSISTENT).expect("pool");
     let e = t.new_pool(PoolKind::EPHEMERAL).expect("pool");
     assert_ne!(p, e);

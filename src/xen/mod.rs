@@ -9,4 +9,5 @@ pub mod hypercall;
 pub mod ops;
 pub mod start_info;
 pub mod time;
+pub mod tmem;
 pub mod xenstore;

@@ -17,6 +17,7 @@ mod plot;
 mod qemu;
 mod runner;
 mod sim;
+mod xen_tmem;
 
 use anyhow::{anyhow, bail, Result};
 use selfballoon_protocol::{console, ResultLine, TestResult};
@@ -29,6 +30,7 @@ usage: cargo xtask <command> [options]
 commands:
   qemu  [opts] [--] <cmdline...>   tier 1: boot the kernel in QEMU (default cmdline: selftest)
   dom0  [opts] [--] <cmdline...>   tier 2: Xen in QEMU, the kernel as PVH dom0
+                                   (--xen tmem: Xen 4.12.4 with tmem=1, dom0 capped at 128 MiB)
   image [--rebuild]                build (or show the cached) nested rig image
   nested <scenario> [opts]         tier 3: run tests/nested/<scenario>.sh in nested Xen
   nested shell [opts]              nested Xen with a shell on dom0's console
@@ -41,6 +43,7 @@ options:
   --timeout S     give up after S seconds
   --kernel PATH   use this kernel ELF instead of building one
   --no-build      use the existing release build (no `cargo build --release`)
+  --xen V         dom0: which Xen, 4.17 (the host's, default) or tmem (4.12.4 from ../shared/xen-tmem)
   -v, --verbose   show all serial output, not only the interesting lines
 ";
 
@@ -53,6 +56,7 @@ struct Args {
     verbose: bool,
     rebuild: bool,
     no_nested: bool,
+    xen: Option<qemu::Xen>,
     words: Vec<String>,
 }
 
@@ -79,6 +83,15 @@ fn parse(args: &[String]) -> Result<Args> {
                 a.kernel = Some(PathBuf::from(v));
             }
             "--no-build" => a.no_build = true,
+            "--xen" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--xen needs 4.17 or tmem"))?;
+                a.xen = Some(
+                    qemu::Xen::parse(v)
+                        .ok_or_else(|| anyhow!("--xen: '{v}' is not 4.17 or tmem"))?,
+                );
+            }
             "-v" | "--verbose" => a.verbose = true,
             "--rebuild" => a.rebuild = true,
             "--no-nested" => a.no_nested = true,
@@ -136,7 +149,9 @@ fn real_main(argv: &[String]) -> Result<()> {
     let a = parse(rest)?;
     match cmd.as_str() {
         "qemu" => qemu::tier1(&qemu_opts(&a, 60)),
-        "dom0" => qemu::tier2(&qemu_opts(&a, 120)),
+        "dom0" => {
+            qemu::tier2_on(&qemu_opts(&a, 120), a.xen.unwrap_or(qemu::Xen::Debian)).map(|_| ())
+        }
         "image" => {
             common::host_deps()?;
             image::cmd(a.rebuild)
@@ -271,6 +286,14 @@ fn test_all(a: &Args) -> Result<()> {
         step(&mut res, "tier 2: dom0 selftest", || {
             qemu::tier2(&kopts(180)).map(|_| String::new())
         });
+        step(&mut res, "tier 2: dom0 on Xen 4.12.4 with tmem", || {
+            let o = qemu::Opts {
+                cmdline: "selftest".to_string(),
+                ..kopts(300)
+            };
+            let log = qemu::tier2_on(&o, qemu::Xen::Tmem)?;
+            tmem_checks_passed(&log)
+        });
     }
     if !a.no_nested {
         let have_image = step(&mut res, "tier 3: dom0 image", || {
@@ -373,6 +396,33 @@ fn test_all(a: &Args) -> Result<()> {
     Ok(())
 }
 
+/// Both tmem checks must have run and passed on the tmem hypervisor (a
+/// SKIP would mean the probe found no tmem). Returns the figures.
+fn tmem_checks_passed(log: &std::path::Path) -> Result<String> {
+    let text =
+        std::fs::read_to_string(log).map_err(|e| anyhow!("cannot read {}: {e}", log.display()))?;
+    for check in ["tmem-persistent", "tmem-ephemeral"] {
+        let pass = format!("selftest: PASS {check}:");
+        if !text.lines().any(|l| l.contains(&pass)) {
+            bail!(
+                "{check} did not PASS on Xen 4.12.4 with tmem (log: {})",
+                log.display()
+            );
+        }
+    }
+    // Xen splits long lines; the figures follow "ns per put".
+    let flat: String = text
+        .lines()
+        .filter_map(|l| l.split_once("(d0) ").map(|(_, r)| r))
+        .map(|r| r.split_once("] ").map_or(r, |(_, x)| x))
+        .collect::<Vec<_>>()
+        .join("");
+    Ok(flat
+        .split_once("ns per put")
+        .map(|(_, r)| format!("ns per put{}", r.find(')').map_or(r, |i| &r[..=i])))
+        .unwrap_or_default())
+}
+
 fn demo(a: &Args) -> Result<()> {
     common::host_deps()?;
     let o = nested::Opts {
@@ -391,4 +441,29 @@ fn demo(a: &Args) -> Result<()> {
         bail!("demo failed: {}", out.summary);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmem_step_needs_both_checks_and_reads_the_figures() {
+        let dir = std::env::temp_dir().join(format!("xtask-tmem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("serial.log");
+        let pass = "(d0) [    9.1] selftest: PASS tmem-persistent: 2000 pages put, 1000\n\
+                    (d0) [    9.2]  absent (-EEMPTY: 1000); ns per put 5 / get 6 via xen-tmem, \
+                    zpool 7 / 8 (same run)\n\
+                    (d0) [    9.4] selftest: PASS tmem-ephemeral: 256 pages\n";
+        std::fs::write(&log, pass).unwrap();
+        assert_eq!(
+            tmem_checks_passed(&log).unwrap(),
+            "ns per put 5 / get 6 via xen-tmem, zpool 7 / 8 (same run)"
+        );
+        let skip = pass.replace("PASS tmem-ephemeral", "SKIP tmem-ephemeral");
+        std::fs::write(&log, skip).unwrap();
+        assert!(tmem_checks_passed(&log).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
