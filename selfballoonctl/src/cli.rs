@@ -136,7 +136,9 @@ mod tests {
         );
         // A value may start with '-' (the guest's parser refuses it, not clap).
         assert_eq!(
-            parse(&["set", "3", "selfballoon_interval", "-1"]).unwrap().command,
+            parse(&["set", "3", "selfballoon_interval", "-1"])
+                .unwrap()
+                .command,
             Command::Set {
                 domain: "3".into(),
                 key: "selfballoon_interval".into(),

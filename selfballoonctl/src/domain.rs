@@ -115,7 +115,15 @@ mod tests {
         assert_eq!(parse_domid("0"), Some(0));
         assert_eq!(parse_domid("32751"), Some(32751));
         assert_eq!(parse_domid("32752"), None);
-        for bad in ["", "-1", "+3", "3 ", "0x3", "65536", "99999999999999999999999"] {
+        for bad in [
+            "",
+            "-1",
+            "+3",
+            "3 ",
+            "0x3",
+            "65536",
+            "99999999999999999999999",
+        ] {
             assert_eq!(parse_domid(bad), None, "{bad:?}");
         }
     }
@@ -135,13 +143,22 @@ mod tests {
         assert_eq!(find(&doms, "4").unwrap().label(), "4");
         assert_eq!(find(&doms, "0").unwrap().home(), "/local/domain/0");
         // Digits are an id, as in xl.
-        assert_eq!(find(&doms, "12").unwrap_err().exit_code(), exit::UNKNOWN_DOMAIN);
+        assert_eq!(
+            find(&doms, "12").unwrap_err().exit_code(),
+            exit::UNKNOWN_DOMAIN
+        );
         let e = find(&doms, "twin").unwrap_err();
         assert_eq!(e.exit_code(), exit::UNKNOWN_DOMAIN);
-        assert_eq!(e.to_string(), "domain name 'twin' is ambiguous (ids 5, 7); give the id");
+        assert_eq!(
+            e.to_string(),
+            "domain name 'twin' is ambiguous (ids 5, 7); give the id"
+        );
         let e = find(&doms, "nosuch").unwrap_err();
         assert_eq!(e.to_string(), "unknown domain 'nosuch'");
-        assert_eq!(find(&doms, "9").unwrap_err().exit_code(), exit::UNKNOWN_DOMAIN);
+        assert_eq!(
+            find(&doms, "9").unwrap_err().exit_code(),
+            exit::UNKNOWN_DOMAIN
+        );
         assert!(find(&doms, "SB").is_err());
     }
 }

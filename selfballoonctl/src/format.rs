@@ -188,7 +188,9 @@ fn help(name: &str) -> &'static str {
         }
         "goal_kib" => "The self-balloon controller's goal (data/selfballoon/goal_kib), KiB.",
         "committed_kib" => "Memory the guest has committed (data/selfballoon/committed_kib), KiB.",
-        "frontswap_kib" => "Memory held in the guest's swap tier (data/selfballoon/frontswap_kib), KiB.",
+        "frontswap_kib" => {
+            "Memory held in the guest's swap tier (data/selfballoon/frontswap_kib), KiB."
+        }
         _ => "",
     }
 }
@@ -328,7 +330,10 @@ we\"ird\\na?me     12        ?    0.0M      -          -       2.0M  2011   zpoo
         r.domain.name = Some(format!("\u{1b}[2J{}", "x".repeat(100)));
         let t = table(&[r]);
         let line = t.lines().nth(1).unwrap();
-        assert!(line.starts_with("?[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxx  "), "{line}");
+        assert!(
+            line.starts_with("?[2Jxxxxxxxxxxxxxxxxxxxxxxxxxxxx  "),
+            "{line}"
+        );
         assert!(!t.contains('\u{1b}'));
     }
 

@@ -124,18 +124,30 @@ mod tests {
                 Some(c)
             );
             assert_eq!(c.write_path(), format!("memory/selfballoon/{}", k.name()));
-            assert_eq!(c.status_path(), Some(format!("data/selfballoon/{}", k.name())));
+            assert_eq!(
+                c.status_path(),
+                Some(format!("data/selfballoon/{}", k.name()))
+            );
         }
         assert_eq!(CtlKey::from_name("target"), Some(CtlKey::Target));
         assert_eq!(CtlKey::Target.write_path(), "memory/target");
         assert_eq!(CtlKey::Target.status_path(), None);
         assert_eq!(CtlKey::from_name("memory/workload"), Some(CtlKey::Workload));
-        for bad in ["", "interval", "Mode", "mode ", "memory/selfballoon/", "data/selfballoon/mode"] {
+        for bad in [
+            "",
+            "interval",
+            "Mode",
+            "mode ",
+            "memory/selfballoon/",
+            "data/selfballoon/mode",
+        ] {
             assert_eq!(CtlKey::from_name(bad), None, "{bad:?}");
         }
         let e = parse("nope").unwrap_err();
         assert_eq!(e.exit_code(), exit::UNKNOWN_KEY);
-        assert!(e.to_string().starts_with("unknown key 'nope' (known: selfballooning, selfballoon_interval,"));
+        assert!(e
+            .to_string()
+            .starts_with("unknown key 'nope' (known: selfballooning, selfballoon_interval,"));
     }
 
     #[test]
@@ -153,14 +165,21 @@ mod tests {
             (iv, "4294967296", "out-of-range"),
             (CtlKey::Tunable(Key::Selfballooning), "2", "not-boolean"),
             (m, "Linux", "unknown-mode"),
-            (CtlKey::Target, "12k", "memory/target is not a decimal number"),
+            (
+                CtlKey::Target,
+                "12k",
+                "memory/target is not a decimal number",
+            ),
             (CtlKey::Target, "", "memory/target is empty"),
         ] {
             match key.validate(value) {
                 Err(e @ Error::Rejected { .. }) => {
                     assert_eq!(e.exit_code(), exit::REJECTED);
                     let msg = e.to_string();
-                    assert!(msg.ends_with(&format!(": {reason}; nothing written")), "{msg}");
+                    assert!(
+                        msg.ends_with(&format!(": {reason}; nothing written")),
+                        "{msg}"
+                    );
                 }
                 other => panic!("{key:?} {value:?}: {other:?}"),
             }
@@ -173,8 +192,14 @@ mod tests {
             }
         }
         assert_eq!(CtlKey::Target.validate("524288").unwrap(), None);
-        assert!(CtlKey::Workload.validate("alloc:8M,hold:1s,free:8M").is_ok());
+        assert!(CtlKey::Workload
+            .validate("alloc:8M,hold:1s,free:8M")
+            .is_ok());
         let e = CtlKey::Workload.validate("alloc:lots").unwrap_err();
-        assert!(e.to_string().contains("refused by the guest's parser: phase 0"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("refused by the guest's parser: phase 0"),
+            "{e}"
+        );
     }
 }

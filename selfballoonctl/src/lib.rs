@@ -250,8 +250,8 @@ fn set<S: Store + ?Sized, O: Write, E: Write>(
 }
 
 fn to_json_line<T: Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string(v)
-        .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
+    let mut s =
+        serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()));
     s.push('\n');
     s
 }
@@ -265,9 +265,8 @@ pub fn write_atomically(path: &Path, text: &str) -> Result<(), Error> {
     let mut tmp_name = name.to_os_string();
     tmp_name.push(format!(".tmp.{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
-    let fail = |what: &str, e: std::io::Error| {
-        Error::Other(format!("{what} {}: {e}", path.display()))
-    };
+    let fail =
+        |what: &str, e: std::io::Error| Error::Other(format!("{what} {}: {e}", path.display()));
     std::fs::write(&tmp, text).map_err(|e| fail("cannot write", e))?;
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);

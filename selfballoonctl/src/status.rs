@@ -61,12 +61,20 @@ pub type NumField = (&'static str, &'static str, fn(&DomainStatus) -> &Num);
 
 /// Every numeric field.
 pub const NUM_FIELDS: [NumField; 6] = [
-    ("current_kib", "data/selfballoon/current", |s| &s.current_kib),
+    ("current_kib", "data/selfballoon/current", |s| {
+        &s.current_kib
+    }),
     ("target_kib", "memory/target", |s| &s.target_kib),
-    ("balloon_target_kib", "data/selfballoon/target", |s| &s.balloon_target_kib),
+    ("balloon_target_kib", "data/selfballoon/target", |s| {
+        &s.balloon_target_kib
+    }),
     ("goal_kib", "data/selfballoon/goal_kib", |s| &s.goal_kib),
-    ("committed_kib", "data/selfballoon/committed_kib", |s| &s.committed_kib),
-    ("frontswap_kib", "data/selfballoon/frontswap_kib", |s| &s.frontswap_kib),
+    ("committed_kib", "data/selfballoon/committed_kib", |s| {
+        &s.committed_kib
+    }),
+    ("frontswap_kib", "data/selfballoon/frontswap_kib", |s| {
+        &s.frontswap_kib
+    }),
 ];
 
 fn read_num<S: Store + ?Sized>(
@@ -158,7 +166,10 @@ mod tests {
             let by_toolstack = path == "memory/target";
             // The swap tier's keys are not published yet.
             let future = name == "frontswap_kib";
-            assert!(by_balloon || by_controller || by_toolstack || future, "{path}");
+            assert!(
+                by_balloon || by_controller || by_toolstack || future,
+                "{path}"
+            );
         }
         assert!(published.iter().any(|p| p == "data/selfballoon/mode"));
     }

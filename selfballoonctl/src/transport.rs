@@ -79,7 +79,11 @@ pub fn endpoints(explicit: Option<&Path>, env: Option<&str>) -> Vec<Endpoint> {
     SOCKET_PATHS
         .iter()
         .map(|p| Endpoint::Socket(PathBuf::from(p)))
-        .chain(DEVICE_PATHS.iter().map(|p| Endpoint::Device(PathBuf::from(p))))
+        .chain(
+            DEVICE_PATHS
+                .iter()
+                .map(|p| Endpoint::Device(PathBuf::from(p))),
+        )
         .collect()
 }
 
@@ -224,7 +228,9 @@ impl<S: Read + Write> Connection<S> {
                 let len = u32::from_ne_bytes([head[12], head[13], head[14], head[15]]);
                 return Err(self.fail(
                     e,
-                    format!("reply header announces {len} payload bytes, more than xenstore allows"),
+                    format!(
+                        "reply header announces {len} payload bytes, more than xenstore allows"
+                    ),
                 ));
             }
         };
@@ -249,7 +255,11 @@ impl<S: Read + Write> Connection<S> {
         let req_id = self.next_req_id;
         self.next_req_id = self.next_req_id.checked_add(1).unwrap_or(1);
         let msg = wire::encode(ty, req_id, 0, payload)?;
-        if let Err(e) = self.stream.write_all(&msg).and_then(|()| self.stream.flush()) {
+        if let Err(e) = self
+            .stream
+            .write_all(&msg)
+            .and_then(|()| self.stream.flush())
+        {
             return Err(self.io_error(e, "sending a request"));
         }
         for _ in 0..=MAX_SKIPPED {
@@ -287,11 +297,7 @@ impl<S: Read + Write> Connection<S> {
 
     /// Parses a reply payload; a payload of the wrong shape breaks the
     /// connection like any other protocol error.
-    fn parsed<T>(
-        &mut self,
-        r: Result<T, XsError>,
-        what: &'static str,
-    ) -> Result<T, XsError> {
+    fn parsed<T>(&mut self, r: Result<T, XsError>, what: &'static str) -> Result<T, XsError> {
         r.map_err(|e| self.fail(e, format!("malformed {what} reply")))
     }
 }
@@ -370,7 +376,13 @@ mod tests {
         let e = connect(&eps, Duration::from_secs(1)).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::NO_XENSTORE);
         let msg = e.to_string();
-        assert!(msg.starts_with("no xenstore: /nonexistent/selfballoonctl/socket: "), "{msg}");
-        assert!(msg.contains("; /nonexistent/selfballoonctl/xenbus: "), "{msg}");
+        assert!(
+            msg.starts_with("no xenstore: /nonexistent/selfballoonctl/socket: "),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("; /nonexistent/selfballoonctl/xenbus: "),
+            "{msg}"
+        );
     }
 }

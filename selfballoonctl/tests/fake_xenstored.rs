@@ -94,9 +94,13 @@ impl State {
                 None => enoent,
             },
             XS_WRITE => {
-                let sep = payload.iter().position(|&b| b == 0).unwrap_or(payload.len());
+                let sep = payload
+                    .iter()
+                    .position(|&b| b == 0)
+                    .unwrap_or(payload.len());
                 let path = String::from_utf8_lossy(&payload[..sep]).into_owned();
-                let value = String::from_utf8_lossy(payload.get(sep + 1..).unwrap_or(&[])).into_owned();
+                let value =
+                    String::from_utf8_lossy(payload.get(sep + 1..).unwrap_or(&[])).into_owned();
                 self.writes.push((path.clone(), value.clone()));
                 self.nodes.insert(path, value);
                 (XS_WRITE, b"OK\0".to_vec())
@@ -170,7 +174,11 @@ fn serve(mut s: UnixStream, state: Arc<Mutex<State>>) {
             Some(Fault::WatchEvents(n)) => {
                 let mut m = Vec::new();
                 for i in 0..n {
-                    m.extend(msg(XS_WATCH_EVENT, 0, format!("/local/domain/{i}\0tok\0").as_bytes()));
+                    m.extend(msg(
+                        XS_WATCH_EVENT,
+                        0,
+                        format!("/local/domain/{i}\0tok\0").as_bytes(),
+                    ));
                 }
                 m.extend(msg(rty, req_id, &rbody));
                 m
@@ -280,7 +288,10 @@ const HOST: &[(&str, &str)] = &[
     ("/local/domain/3/data/selfballoon/committed_kib", "10000"),
     ("/local/domain/3/data/selfballoon/mode", "linux"),
     ("/local/domain/3/data/selfballoon/selfballoon_interval", "5"),
-    ("/local/domain/3/data/selfballoon/selfballoon_downhysteresis", "8"),
+    (
+        "/local/domain/3/data/selfballoon/selfballoon_downhysteresis",
+        "8",
+    ),
     ("/local/domain/5/memory/target", "65536"),
     ("/local/domain/7/name", "linux-pv"),
     ("/local/domain/7/memory/target", "12k"),
@@ -358,8 +369,16 @@ fn top_frames() {
     let o = f.ctl(&["top", "--interval", "0.05", "--iterations", "3"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
-    assert_eq!(out.matches("selfballoonctl top: 4 domains, ").count(), 3, "{out}");
-    assert_eq!(out.matches("\nsb            3   115.0M").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("selfballoonctl top: 4 domains, ").count(),
+        3,
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("\nsb            3   115.0M").count(),
+        3,
+        "{out}"
+    );
     // Not a terminal: no escape sequences.
     assert!(!out.contains('\u{1b}'));
     let o = f.ctl(&["--json", "top", "--interval", "0.05", "--iterations", "2"]);
@@ -375,7 +394,12 @@ fn get_values() {
     let f = Fake::host();
     // In force as the guest publishes it.
     let o = f.ctl(&["get", "sb", "selfballoon_interval"]);
-    assert_eq!((code(&o), stdout(&o).as_str()), (0, "5\n"), "{}", stderr(&o));
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (0, "5\n"),
+        "{}",
+        stderr(&o)
+    );
     let o = f.ctl(&["get", "3", "mode"]);
     assert_eq!(stdout(&o), "linux\n");
     let o = f.ctl(&["get", "sb", "memory/target"]);
@@ -383,7 +407,11 @@ fn get_values() {
     // Neither published nor written.
     let o = f.ctl(&["get", "sb", "selfballoon_reserved_mb"]);
     assert_eq!(code(&o), i32::from(exit::NO_VALUE));
-    assert!(stderr(&o).contains("selfballoon_reserved_mb of sb: no value"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("selfballoon_reserved_mb of sb: no value"),
+        "{}",
+        stderr(&o)
+    );
     // --json shows both sides.
     let o = f.ctl(&["--json", "get", "sb", "selfballoon_downhysteresis"]);
     assert_eq!(
@@ -400,8 +428,17 @@ fn set_writes_exactly_the_value() {
     let f = Fake::host();
     let o = f.ctl(&["set", "sb", "selfballoon_interval", "2"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(stdout(&o), "/local/domain/3/memory/selfballoon/selfballoon_interval = 2\n");
-    let o = f.ctl(&["--json", "set", "3", "memory/selfballoon/selfballoon_downhysteresis", "002"]);
+    assert_eq!(
+        stdout(&o),
+        "/local/domain/3/memory/selfballoon/selfballoon_interval = 2\n"
+    );
+    let o = f.ctl(&[
+        "--json",
+        "set",
+        "3",
+        "memory/selfballoon/selfballoon_downhysteresis",
+        "002",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["in_force_expected"], "2");
@@ -412,17 +449,33 @@ fn set_writes_exactly_the_value() {
     assert_eq!(
         f.writes(),
         [
-            ("/local/domain/3/memory/selfballoon/selfballoon_interval".into(), "2".into()),
-            ("/local/domain/3/memory/selfballoon/selfballoon_downhysteresis".into(), "002".into()),
+            (
+                "/local/domain/3/memory/selfballoon/selfballoon_interval".into(),
+                "2".into()
+            ),
+            (
+                "/local/domain/3/memory/selfballoon/selfballoon_downhysteresis".into(),
+                "002".into()
+            ),
             ("/local/domain/3/memory/target".into(), "131072".into()),
-            ("/local/domain/3/memory/workload".into(), "alloc:8M,hold:1s,free:8M".into()),
+            (
+                "/local/domain/3/memory/workload".into(),
+                "alloc:8M,hold:1s,free:8M".into()
+            ),
         ]
     );
     // A domain that publishes no status: written, with a note.
     let o = f.ctl(&["set", "linux-pv", "mode", "2011"]);
     assert_eq!(code(&o), 0);
-    assert!(stderr(&o).contains("note: linux-pv publishes no data/selfballoon/"), "{}", stderr(&o));
-    assert_eq!(f.node("/local/domain/7/memory/selfballoon/mode").as_deref(), Some("2011"));
+    assert!(
+        stderr(&o).contains("note: linux-pv publishes no data/selfballoon/"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        f.node("/local/domain/7/memory/selfballoon/mode").as_deref(),
+        Some("2011")
+    );
 }
 
 #[test]
@@ -432,17 +485,28 @@ fn rejected_values_never_reach_the_store() {
         ("selfballoon_interval", "0", "zero"),
         ("selfballoon_interval", "-1", "not-decimal"),
         ("selfballoon_interval", " 5", "not-decimal"),
-        ("selfballoon_interval", "1180591620717411303424", "out-of-range"),
+        (
+            "selfballoon_interval",
+            "1180591620717411303424",
+            "out-of-range",
+        ),
         ("selfballoon_uphysteresis", "", "empty"),
         ("selfballooning", "2", "not-boolean"),
         ("mode", "Linux", "unknown-mode"),
-        ("memory/target", "12k", "memory/target is not a decimal number"),
+        (
+            "memory/target",
+            "12k",
+            "memory/target is not a decimal number",
+        ),
         ("memory/workload", "alloc:1Q", "phase 0:"),
     ] {
         let o = f.ctl(&["set", "sb", key, value]);
         assert_eq!(code(&o), i32::from(exit::REJECTED), "{key}={value:?}");
         let e = stderr(&o);
-        assert!(e.contains(&format!("refused by the guest's parser: {reason}")), "{e}");
+        assert!(
+            e.contains(&format!("refused by the guest's parser: {reason}")),
+            "{e}"
+        );
         assert!(e.contains("nothing written"), "{e}");
     }
     assert!(f.writes().is_empty());
@@ -476,9 +540,13 @@ fn no_xenstore() {
         .output()
         .unwrap();
     assert_eq!(code(&o), i32::from(exit::NO_XENSTORE));
-    assert!(stderr(&o).starts_with(&format!("selfballoonctl: no xenstore: {}: ", missing.display())));
+    assert!(stderr(&o).starts_with(&format!(
+        "selfballoonctl: no xenstore: {}: ",
+        missing.display()
+    )));
     // A file that is not a socket.
-    let file = std::env::temp_dir().join(format!("selfballoonctl-test-{}.file", std::process::id()));
+    let file =
+        std::env::temp_dir().join(format!("selfballoonctl-test-{}.file", std::process::id()));
     std::fs::write(&file, b"").unwrap();
     let o = Command::new(env!("CARGO_BIN_EXE_selfballoonctl"))
         .args(["status"])
@@ -492,23 +560,62 @@ fn no_xenstore() {
 #[test]
 fn garbage_from_xenstored_is_an_error_with_its_exit_code() {
     for (fault, want, text) in [
-        (Fault::Oversize, exit::BAD_REPLY, "header announces 4097 payload bytes"),
-        (Fault::WrongReqId, exit::BAD_REPLY, "reply to request 8 while waiting for 1"),
-        (Fault::WrongType, exit::BAD_REPLY, "reply of type 101 to a request of type 1"),
-        (Fault::HalfHeader, exit::BAD_REPLY, "cut short after 7 of 16 bytes"),
-        (Fault::ShortPayload, exit::BAD_REPLY, "cut short after 3 of 10 payload bytes"),
+        (
+            Fault::Oversize,
+            exit::BAD_REPLY,
+            "header announces 4097 payload bytes",
+        ),
+        (
+            Fault::WrongReqId,
+            exit::BAD_REPLY,
+            "reply to request 8 while waiting for 1",
+        ),
+        (
+            Fault::WrongType,
+            exit::BAD_REPLY,
+            "reply of type 101 to a request of type 1",
+        ),
+        (
+            Fault::HalfHeader,
+            exit::BAD_REPLY,
+            "cut short after 7 of 16 bytes",
+        ),
+        (
+            Fault::ShortPayload,
+            exit::BAD_REPLY,
+            "cut short after 3 of 10 payload bytes",
+        ),
         (Fault::NotUtf8, exit::BAD_REPLY, "malformed directory reply"),
-        (Fault::ErrorReply(b"enoent\0"), exit::BAD_REPLY, "malformed error reply"),
-        (Fault::ErrorReply(b"EACCES\0"), exit::XENSTORED_ERROR, "xenstored refused it: EACCES"),
-        (Fault::Close, exit::NO_XENSTORE, "xenstored closed the connection"),
-        (Fault::Silence, exit::BAD_REPLY, "no reply from xenstored in time"),
+        (
+            Fault::ErrorReply(b"enoent\0"),
+            exit::BAD_REPLY,
+            "malformed error reply",
+        ),
+        (
+            Fault::ErrorReply(b"EACCES\0"),
+            exit::XENSTORED_ERROR,
+            "xenstored refused it: EACCES",
+        ),
+        (
+            Fault::Close,
+            exit::NO_XENSTORE,
+            "xenstored closed the connection",
+        ),
+        (
+            Fault::Silence,
+            exit::BAD_REPLY,
+            "no reply from xenstored in time",
+        ),
     ] {
         let f = Fake::host();
         f.fault(fault.clone());
         let o = f.ctl(&["--timeout", "0.3", "status"]);
         let e = stderr(&o);
         assert_eq!(code(&o), i32::from(want), "{fault:?}: {e}");
-        assert!(e.starts_with("selfballoonctl: listing /local/domain: "), "{fault:?}: {e}");
+        assert!(
+            e.starts_with("selfballoonctl: listing /local/domain: "),
+            "{fault:?}: {e}"
+        );
         assert!(e.contains(text), "{fault:?}: {e}");
         assert!(stdout(&o).is_empty());
     }
@@ -530,20 +637,32 @@ fn connection_errors_and_recovery() {
     );
     // An error reply leaves the connection usable.
     f.fault(Fault::ErrorReply(b"EQUOTA\0"));
-    assert_eq!(c.read("/local/domain/3/name"), Err(XsError::Remote(Errno::EINVAL)));
-    assert_eq!(c.directory("/local/domain/3/data").unwrap(), ["selfballoon"]);
-    c.write("/local/domain/3/memory/selfballoon/mode", "2011").unwrap();
+    assert_eq!(
+        c.read("/local/domain/3/name"),
+        Err(XsError::Remote(Errno::EINVAL))
+    );
+    assert_eq!(
+        c.directory("/local/domain/3/data").unwrap(),
+        ["selfballoon"]
+    );
+    c.write("/local/domain/3/memory/selfballoon/mode", "2011")
+        .unwrap();
     c.rm("/local/domain/3/memory/selfballoon/mode").unwrap();
     f.fault(Fault::WatchEvents(3));
     assert_eq!(c.read("/local/domain/0/name").unwrap(), "Domain-0");
     assert_eq!(c.skipped(), 3);
     // More stray messages than one request reads: an error, no hang.
-    f.fault(Fault::WatchEvents(selfballoonctl::transport::MAX_SKIPPED + 5));
+    f.fault(Fault::WatchEvents(
+        selfballoonctl::transport::MAX_SKIPPED + 5,
+    ));
     assert_eq!(c.read("/local/domain/0/name"), Err(XsError::Protocol));
     assert!(c.take_detail().unwrap().contains("stray messages"));
     // Broken framing: every later call fails, and says why.
     assert_eq!(c.read("/local/domain/0/name"), Err(XsError::Protocol));
-    assert_eq!(c.take_detail().as_deref(), Some("the connection failed before"));
+    assert_eq!(
+        c.take_detail().as_deref(),
+        Some("the connection failed before")
+    );
     // Arguments the wire cannot carry never leave.
     let mut c = f.connect();
     let before = f.requests();
@@ -573,7 +692,11 @@ fn random_garbage_never_panics() {
                 let ty = [XS_READ, XS_ERROR, XS_WATCH_EVENT, rand() as u32][(rand() % 4) as usize];
                 let req_id = if rand() % 2 == 0 { 1 } else { rand() as u32 };
                 let mut m = header(ty, req_id, rand() as u32, len).to_vec();
-                let body_len = if rand() % 4 == 0 { rand() % 24 } else { u64::from(len) };
+                let body_len = if rand() % 4 == 0 {
+                    rand() % 24
+                } else {
+                    u64::from(len)
+                };
                 m.extend((0..body_len).map(|_| rand() as u8));
                 m
             }
