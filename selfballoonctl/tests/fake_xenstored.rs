@@ -26,7 +26,6 @@ const XS_ERROR: u32 = 16;
 
 /// What the fake does with the next request instead of answering it.
 #[derive(Clone, Debug)]
-#[allow(dead_code)]
 enum Fault {
     /// A header announcing 4097 payload bytes.
     Oversize,
