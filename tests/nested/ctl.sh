@@ -15,7 +15,7 @@
 #    the guest's values; `export` is valid Prometheus text (checked below)
 #    with the guest's samples; `export -o` writes the file;
 #  - `top --iterations` draws its frames.
-# timeout: 420
+# timeout: 600
 
 ctl_bin=$RIG_DIR/selfballoonctl
 [ -x "$ctl_bin" ] || fail "no selfballoonctl in the run directory (cargo xtask nested copies it from target/)"
