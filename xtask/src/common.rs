@@ -71,6 +71,26 @@ pub fn build_kernel() -> Result<PathBuf> {
     Ok(k)
 }
 
+/// Where `cargo build --release -p selfballoonctl` puts the dom0 tool.
+pub fn ctl_path() -> PathBuf {
+    target_dir().join("x86_64-unknown-linux-gnu/release/selfballoonctl")
+}
+
+/// `cargo build --release -p selfballoonctl` (the dom0 tool, for the host
+/// target, whose glibc matches dom0's Debian bookworm); returns its path.
+pub fn build_ctl() -> Result<PathBuf> {
+    eprintln!("xtask: cargo build --release -p selfballoonctl (dom0 tool)");
+    run_status(
+        cargo().args(["build", "--release", "-p", "selfballoonctl"]),
+        "cargo build --release -p selfballoonctl",
+    )?;
+    let p = ctl_path();
+    if !p.is_file() {
+        bail!("cargo build succeeded but {} is missing", p.display());
+    }
+    Ok(p)
+}
+
 /// The kernel to run: `--kernel PATH` if given, else a fresh release build
 /// (or the existing ELF with `--no-build`).
 pub fn kernel(explicit: Option<&Path>, build: bool) -> Result<PathBuf> {

@@ -237,7 +237,9 @@ fn test_all(a: &Args) -> Result<()> {
         Ok(String::new())
     });
     let built = step(&mut res, "build: cargo build --release", || {
-        common::build_kernel().map(|k| k.display().to_string())
+        let k = common::build_kernel()?;
+        common::build_ctl()?;
+        Ok(k.display().to_string())
     });
     let kopts = |timeout| qemu::Opts {
         build: false,

@@ -111,7 +111,13 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 
 /// Lays out the run directory: the protocol for the shell side, lib,
 /// scenario, configs, kernel, job.
-fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Result<()> {
+fn prepare(
+    dir: &Path,
+    scenario: &Path,
+    name: &str,
+    kernel: Option<&Path>,
+    ctl: Option<&Path>,
+) -> Result<()> {
     let root = common::root();
     std::fs::create_dir_all(dir.join("cfg"))
         .with_context(|| format!("cannot create {}", dir.display()))?;
@@ -137,6 +143,9 @@ fn prepare(dir: &Path, scenario: &Path, name: &str, kernel: Option<&Path>) -> Re
     if let Some(k) = kernel {
         copy(k, &dir.join("selfballoon"))?;
         write_symbol_map(k, &dir.join("selfballoon.map"));
+    }
+    if let Some(c) = ctl {
+        copy(c, &dir.join("selfballoonctl"))?;
     }
     // dom0's init runs `sh /rig/job.sh`; the helpers want bash.
     let job = format!(
@@ -224,6 +233,17 @@ fn guest_kernel(o: &Opts) -> Result<Option<PathBuf>> {
     }
 }
 
+/// The dom0 tool for a run (/rig/selfballoonctl): freshly built with the
+/// kernel, else whatever is in the target dir (none: scenarios that use
+/// it fail saying so).
+fn ctl_tool(o: &Opts) -> Result<Option<PathBuf>> {
+    if o.build {
+        return common::build_ctl().map(Some);
+    }
+    let p = common::ctl_path();
+    Ok(p.is_file().then_some(p))
+}
+
 /// `cargo xtask nested <scenario>`: runs it and reports. Errors only on
 /// problems of the rig itself; a failed scenario is `passed: false`.
 ///
@@ -286,9 +306,10 @@ fn run_once(o: &Opts) -> Result<Outcome> {
         .or_else(|| declared_timeout(&script))
         .unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S));
     let kernel = guest_kernel(o)?;
+    let ctl = ctl_tool(o)?;
     let img = image::ensure(false)?;
     let dir = common::new_result_dir(&name)?;
-    prepare(&dir, &scen, &name, kernel.as_deref())?;
+    prepare(&dir, &scen, &name, kernel.as_deref(), ctl.as_deref())?;
     let cmd = qemu_command(&img, Some(&dir), false);
     std::fs::write(dir.join("qemu-cmdline.txt"), format!("{cmd:?}\n"))?;
     eprintln!(
@@ -409,6 +430,7 @@ fn run_once(o: &Opts) -> Result<Outcome> {
 /// console (no job), for poking at xl by hand. Exit the shell to stop.
 pub fn shell(o: &Opts) -> Result<()> {
     let kernel = guest_kernel(o)?;
+    let ctl = ctl_tool(o)?;
     let img = image::ensure(false)?;
     let dir = common::new_result_dir("shell")?;
     prepare(
@@ -416,6 +438,7 @@ pub fn shell(o: &Opts) -> Result<()> {
         &common::root().join("tests/nested/lib.sh"),
         "shell",
         kernel.as_deref(),
+        ctl.as_deref(),
     )?;
     std::fs::remove_file(dir.join(JOB_SCRIPT))?;
     eprintln!(
@@ -472,7 +495,11 @@ mod tests {
     fn run_directory_gets_the_protocol_and_the_bootstrap_names() {
         let dir = std::env::temp_dir().join(format!("xtask-prepare-{}", std::process::id()));
         let scen = common::root().join("tests/nested/smoke.sh");
-        prepare(&dir, &scen, "smoke", None).unwrap();
+        let ctl = std::env::temp_dir().join(format!("xtask-ctl-{}", std::process::id()));
+        std::fs::write(&ctl, b"tool").unwrap();
+        prepare(&dir, &scen, "smoke", None, Some(&ctl)).unwrap();
+        assert_eq!(std::fs::read(dir.join("selfballoonctl")).unwrap(), b"tool");
+        std::fs::remove_file(&ctl).unwrap();
         let sh = std::fs::read_to_string(dir.join(PROTOCOL_SCRIPT)).unwrap();
         assert_eq!(sh, shell::Script.to_string());
         let job = std::fs::read_to_string(dir.join(JOB_SCRIPT)).unwrap();
