@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use super::adaptive::Adaptive;
 use super::frontswap::{FrontswapShrink, ShrinkVariant};
 use super::mode::Mode;
-use super::policy::{apply_toolstack_cap, effective_reserved_mb, Decision, Policy, TickInput};
+use super::policy::{apply_toolstack_cap, pages_to_mb, Decision, Policy, TickInput};
 use super::tunables::{sanitize, Applied, Key, Rejection, Tunables, MAX_REPORTED_LEN};
 
 /// What one tick decided.
@@ -35,6 +35,9 @@ pub struct Controller {
     last_input: Option<TickInput>,
     last_decision: Option<Decision>,
     last_rejection: Option<Rejection>,
+    /// Self-ballooning or self-shrinking was on when the controller was
+    /// made (at boot): the first tick sets the 10% reserve default.
+    reserve_default_pending: bool,
 }
 
 impl Controller {
@@ -43,7 +46,8 @@ impl Controller {
     pub fn new(tunables: Tunables) -> Self {
         Controller {
             tunables,
-            shrink: FrontswapShrink::new(ShrinkVariant::Seed2011),
+            shrink: FrontswapShrink::new(ShrinkVariant::of(tunables.mode)),
+            reserve_default_pending: tunables.selfballooning || tunables.frontswap_selfshrinking,
             adaptive: Adaptive::new(),
             ticks: 0,
             last_input: None,
@@ -87,6 +91,9 @@ impl Controller {
                     // A mode starts from what it measures, not from
                     // estimates another mode's targets shaped.
                     self.adaptive = Adaptive::new();
+                    // Self-shrinking follows the mode's C version: Linux
+                    // re-arms the inertia counter after each shrink.
+                    self.shrink.variant = ShrinkVariant::of(self.tunables.mode);
                 }
                 if a.key == Key::FrontswapInertia {
                     // store_frontswap_inertia also restarts the countdown,
@@ -107,6 +114,13 @@ impl Controller {
     pub fn tick(&mut self, input: TickInput) -> TickOutput {
         self.ticks = self.ticks.saturating_add(1);
         self.last_input = Some(input);
+        if core::mem::take(&mut self.reserve_default_pending) && self.tunables.reserved_mb == 0 {
+            // xen_selfballoon_init(): with self-ballooning or self-shrinking
+            // on at boot, a zero reserve becomes 10% of RAM, once. (dom0
+            // cannot write 0, so this only ever replaces the boot default.)
+            let mb = pages_to_mb(input.boot_totalram_pages / 10);
+            self.tunables.reserved_mb = u32::try_from(mb).unwrap_or(u32::MAX);
+        }
         let t = self.tunables;
         let decision = if t.selfballooning {
             let d = if t.mode == Mode::Adaptive {
@@ -170,8 +184,7 @@ impl Controller {
             out.push((k.name(), t.value_string(k)));
         }
         if let Some(i) = &self.last_input {
-            let reserved = effective_reserved_mb(t.reserved_mb, i.boot_totalram_pages);
-            out.push(("effective_reserved_mb", reserved.to_string()));
+            out.push(("effective_reserved_mb", t.reserved_mb.to_string()));
             out.push(("committed_kib", kib(i.committed_pages)));
             out.push(("current_kib", kib(i.current_pages)));
             out.push(("totalram_kib", kib(i.totalram_pages)));
@@ -341,5 +354,106 @@ mod tests {
         assert!(o.rearm_timer && o.decision.is_none());
         assert_eq!(o.frontswap_target_pages, None); // grew from 0
         assert_eq!(c.tick(i).frontswap_target_pages, Some(95));
+    }
+
+    /// The three deviations an independent differential test found
+    /// against the C (Linux 5.2's xen-selfballoon.c), fixed.
+    #[test]
+    fn linux_mode_rearms_the_inertia_counter_after_a_shrink() {
+        let counts = [1000, 1000, 1000, 1000, 950, 903];
+        let run = |mode| {
+            let mut c = Controller::new(Tunables {
+                frontswap_selfshrinking: true,
+                mode,
+                ..Tunables::new(false)
+            });
+            counts
+                .iter()
+                .map(|&f| {
+                    c.tick(TickInput {
+                        frontswap_pages: f,
+                        ..input()
+                    })
+                    .frontswap_target_pages
+                })
+                .collect::<Vec<_>>()
+        };
+        // Linux: one shrink, to 950, then inertia (3) quiet ticks again.
+        assert_eq!(run(Mode::Linux), [None, None, None, Some(950), None, None]);
+        // The seed: the counter stays 0, so every quiet tick shrinks.
+        assert_eq!(
+            run(Mode::Seed2011),
+            [None, None, None, Some(950), Some(903), Some(858)]
+        );
+        // A mode change switches the variant.
+        let mut c = Controller::new(Tunables {
+            frontswap_selfshrinking: true,
+            mode: Mode::Seed2011,
+            ..Tunables::new(false)
+        });
+        c.apply("mode", "linux").unwrap();
+        let got: Vec<_> = counts
+            .iter()
+            .map(|&f| {
+                c.tick(TickInput {
+                    frontswap_pages: f,
+                    ..input()
+                })
+                .frontswap_target_pages
+            })
+            .collect();
+        assert_eq!(got, [None, None, None, Some(950), None, None]);
+    }
+
+    #[test]
+    fn the_ten_percent_reserve_is_a_boot_default_only() {
+        // Booted with self-ballooning on: the first tick sets
+        // PAGES2MB(126976 / 10) = 49 MiB, as xen_selfballoon_init() does.
+        let mut on = Controller::new(Tunables::new(true));
+        let d = on.tick(input()).decision.unwrap();
+        assert_eq!(on.tunables().reserved_mb, 49);
+        assert_eq!(d.target_pages, 119_393);
+        // Booted with both off, enabled later: Linux never set a reserve,
+        // so the goal has none: 117,825 pages as in the C.
+        let mut off = Controller::new(Tunables::new(false));
+        off.tick(input());
+        off.apply("selfballooning", "1").unwrap();
+        let d = off.tick(input()).decision.unwrap();
+        assert_eq!(off.tunables().reserved_mb, 0);
+        assert_eq!(d.target_pages, 117_825);
+        // A value dom0 wrote before the first tick is kept.
+        let mut set = Controller::new(Tunables::new(true));
+        set.apply("selfballoon_reserved_mb", "7").unwrap();
+        set.tick(input());
+        assert_eq!(set.tunables().reserved_mb, 7);
+    }
+
+    #[test]
+    fn mib_tunables_are_bounded_by_the_guest() {
+        let mut t = Tunables::new(true);
+        for key in ["selfballoon_min_usable_mb", "selfballoon_reserved_mb"] {
+            // Unknown size: what Linux's MB2PAGES on unsigned int survives.
+            assert!(t.apply(key, "16777215").is_ok());
+            assert_eq!(
+                t.apply(key, "16777216").unwrap_err().reason,
+                RejectReason::OutOfRange
+            );
+        }
+        // A 512 MiB guest.
+        t.set_guest_max_pages(131_072);
+        for key in ["selfballoon_min_usable_mb", "selfballoon_reserved_mb"] {
+            assert!(t.apply(key, "512").is_ok());
+            let before = t;
+            assert_eq!(
+                t.apply(key, "513").unwrap_err().reason,
+                RejectReason::OutOfRange
+            );
+            assert_eq!(t, before, "a rejected value changes nothing");
+        }
+        // Such a value used to stop the guest from ballooning down at all;
+        // the largest accepted one still leaves a decision in range.
+        let mut c = Controller::new(t);
+        let d = c.tick(input()).decision.unwrap();
+        assert!(d.target_pages <= 131_072);
     }
 }

@@ -29,6 +29,18 @@ pub enum ShrinkVariant {
     Linux,
 }
 
+impl ShrinkVariant {
+    /// The variant of a controller mode: the seed's for `2011`, Linux's
+    /// for `linux` and for our `adaptive` (which starts from Linux's final
+    /// form).
+    pub const fn of(mode: crate::selfballoon::mode::Mode) -> Self {
+        match mode {
+            crate::selfballoon::mode::Mode::Seed2011 => ShrinkVariant::Seed2011,
+            _ => ShrinkVariant::Linux,
+        }
+    }
+}
+
 /// The self-shrink state (the C function's statics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct FrontswapShrink {

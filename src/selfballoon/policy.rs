@@ -224,17 +224,6 @@ pub fn linux_floor_pages(min_usable_mb: u32, max_pfn: u64, totalreserve_pages: u
     }
 }
 
-/// The effective `selfballoon_reserved_mb`: the tunable, or when it is 0,
-/// `PAGES2MB(boot totalram / 10)` as `xen_selfballoon_init()` sets it in
-/// Linux 4.x–5.2.
-pub fn effective_reserved_mb(reserved_mb: u32, boot_totalram_pages: u64) -> u64 {
-    if reserved_mb != 0 {
-        u64::from(reserved_mb)
-    } else {
-        pages_to_mb(boot_totalram_pages / 10)
-    }
-}
-
 /// Converts a count in `totalram_pages` units to `current_pages` units:
 /// `x + current_pages - totalram_pages`, as Linux's
 /// `balloon_set_new_target(tgt_pages + balloon_stats.current_pages -
@@ -254,12 +243,14 @@ pub fn ram_to_domain_pages(x: u64, i: &TickInput) -> u64 {
 /// balloon target = tgt + current_pages - totalram_pages
 /// ```
 ///
-/// `reserved_mb` is [`effective_reserved_mb`]; the floor is
+/// `reserved_mb` is the tunable as the controller holds it (Linux's
+/// 10% boot default is set by `Controller::tick`); the floor is
 /// [`linux_floor_pages`]. The decision's goal, floor and target are
 /// converted to `current_pages` units with [`ram_to_domain_pages`].
 pub fn linux(t: &Tunables, i: &TickInput) -> Decision {
-    let reserved_pages =
-        effective_reserved_mb(t.reserved_mb, i.boot_totalram_pages).saturating_mul(PAGES_PER_MB);
+    // In u64: Linux's MB2PAGES on `unsigned int` wraps at 2^24 MiB; the
+    // tunable is bounded by the guest's size instead (Tunables::apply).
+    let reserved_pages = u64::from(t.reserved_mb).saturating_mul(PAGES_PER_MB);
     let frontswap = if t.frontswap_selfshrinking {
         i.frontswap_pages
     } else {
@@ -479,20 +470,16 @@ mod tests {
         assert_eq!(linux_floor_pages(0, 10, 20), 10);
     }
 
-    #[test]
-    fn linux_reserved_default_is_ten_percent_of_boot_ram() {
-        // 512 MiB boot totalram = 131072 pages -> /10 = 13107 -> >>8 = 51 MiB.
-        assert_eq!(effective_reserved_mb(0, 131_072), 51);
-        assert_eq!(effective_reserved_mb(7, 131_072), 7);
-        // Tiny guest: 2000 pages / 10 = 200 pages -> 0 MiB.
-        assert_eq!(effective_reserved_mb(0, 2_000), 0);
-    }
-
     /// A 512 MiB guest (max_pfn 131072, current 131072, totalram 126976,
     /// totalreserve 1000, committed 20000) in linux mode with defaults.
     #[test]
     fn golden_linux_descent_to_floor() {
-        let t = tun(Mode::Linux);
+        // The reserve xen_selfballoon_init() sets for this guest at boot:
+        // PAGES2MB(126976 / 10) = 49 MiB (Controller::tick does it).
+        let t = Tunables {
+            reserved_mb: 49,
+            ..tun(Mode::Linux)
+        };
         let mut i = TickInput {
             committed_pages: 20_000,
             current_pages: 131_072,

@@ -13,7 +13,15 @@
 //!   in the final Linux source, including `selfballoon_min_usable_mb` and
 //!   `selfballoon_reserved_mb`: their 0 ("piecewise floor" / "10% of boot
 //!   RAM") exists only as the boot-time default and cannot be written back.
-//!   We follow Linux.
+//!   We follow Linux. As in Linux, the 10% reserve is set only if
+//!   self-ballooning or self-shrinking was on at boot (`Controller::tick`
+//!   sets it on the first tick); enabled later, the reserve stays 0.
+//! - `selfballoon_min_usable_mb` and `selfballoon_reserved_mb` must not
+//!   exceed the guest's maximum size in MiB ([`Tunables::guest_max_mb`]).
+//!   Linux's `MB2PAGES` on `unsigned int` wrapped for values >= 2^24 (a
+//!   huge floor then became a small one); we compute in u64, and such a
+//!   value, which would stop the guest ballooning down at all, is refused
+//!   as [`RejectReason::OutOfRange`].
 //! - numbers must fit the C `unsigned int` the value is stored in (u32).
 //!   C parsed into `unsigned long` and silently truncated on assignment
 //!   (4294967297 became 1); we reject instead.
@@ -300,7 +308,11 @@ pub struct Tunables {
     pub uphysteresis: NonZeroU32,
     /// Linux mode floor in MiB above totalreserve; 0 = piecewise floor.
     pub min_usable_mb: u32,
-    /// Linux mode reserve added to the goal, MiB; 0 = 10% of boot RAM.
+    /// Linux mode reserve added to the goal, MiB. 0 only until the first
+    /// tick of a controller that booted with self-ballooning or
+    /// self-shrinking on, which sets 10% of boot RAM as Linux's
+    /// `xen_selfballoon_init()` does (see `Controller::tick`); a controller
+    /// enabled later keeps 0, as Linux does.
     pub reserved_mb: u32,
     /// Which controller.
     pub mode: Mode,
@@ -329,7 +341,18 @@ pub struct Tunables {
     pub adaptive_spike_halflife_s: u32,
     /// Adaptive: the least headroom, MiB.
     pub adaptive_min_headroom_mb: u32,
+    /// Not a tunable: the guest's maximum size in MiB, the bound of
+    /// `selfballoon_min_usable_mb` and `selfballoon_reserved_mb` (a floor
+    /// or reserve above it makes no sense). Linux stores these in
+    /// `unsigned int` and its `MB2PAGES` wraps at 2^24 MiB, so a larger
+    /// value would have wrapped there; we compute in u64 and refuse values
+    /// above this bound instead ([`GUEST_MAX_MB_UNKNOWN`] until known).
+    pub guest_max_mb: u32,
 }
+
+/// [`Tunables::guest_max_mb`] before the guest's size is known: the
+/// largest value Linux's `MB2PAGES` on `unsigned int` does not wrap for.
+pub const GUEST_MAX_MB_UNKNOWN: u32 = (1 << 24) - 1;
 
 const fn nz(v: u32) -> NonZeroU32 {
     match NonZeroU32::new(v) {
@@ -355,6 +378,7 @@ impl Tunables {
             uphysteresis: nz(DEFAULT_UPHYSTERESIS),
             min_usable_mb: 0,
             reserved_mb: 0,
+            guest_max_mb: GUEST_MAX_MB_UNKNOWN,
             mode: Mode::Linux,
             frontswap_selfshrinking: false,
             frontswap_hysteresis: nz(DEFAULT_FRONTSWAP_HYSTERESIS),
@@ -403,6 +427,13 @@ impl Tunables {
         }
     }
 
+    /// Sets [`Tunables::guest_max_mb`] from the guest's maximum size in
+    /// pages (saturating; at least 1 MiB).
+    pub fn set_guest_max_pages(&mut self, pages: u64) {
+        let mb = u32::try_from(pages >> 8).unwrap_or(u32::MAX);
+        self.guest_max_mb = mb.clamp(1, GUEST_MAX_MB_UNKNOWN);
+    }
+
     /// Validates and applies `value` to the tunable named `key`. On error
     /// nothing changes.
     pub fn apply(&mut self, key: &str, value: &str) -> Result<Applied, Rejection> {
@@ -417,8 +448,16 @@ impl Tunables {
             Key::Interval => self.interval_s = parse_positive(value).map_err(reject)?,
             Key::DownHysteresis => self.downhysteresis = parse_positive(value).map_err(reject)?,
             Key::UpHysteresis => self.uphysteresis = parse_positive(value).map_err(reject)?,
-            Key::MinUsableMb => self.min_usable_mb = parse_positive(value).map_err(reject)?.get(),
-            Key::ReservedMb => self.reserved_mb = parse_positive(value).map_err(reject)?.get(),
+            Key::MinUsableMb | Key::ReservedMb => {
+                let mb = parse_positive(value).map_err(reject)?.get();
+                if mb > self.guest_max_mb {
+                    return Err(reject(RejectReason::OutOfRange));
+                }
+                match k {
+                    Key::MinUsableMb => self.min_usable_mb = mb,
+                    _ => self.reserved_mb = mb,
+                }
+            }
             Key::FrontswapHysteresis => {
                 self.frontswap_hysteresis = parse_positive(value).map_err(reject)?
             }

@@ -214,6 +214,7 @@ impl<'f, E: Env> Runtime<'f, E> {
             .populated_pages()
             .saturating_sub(config.kernel_pages);
         let mut tunables = Tunables::new(config.selfballooning.unwrap_or(true));
+        tunables.set_guest_max_pages(config.max_pfn);
         if let Some(m) = config.mode {
             tunables.mode = m;
         }
