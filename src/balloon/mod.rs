@@ -8,7 +8,7 @@
 //! frame allocator's `total_pages`). Each of them is either *populated*
 //! (backed by memory: reserved, free, allocated) or *ballooned* (given back
 //! to Xen). Invariant: `populated + ballooned == total`, and a frame is
-//! never both free and ballooned (one [`FrameState`] per frame). Xen's own
+//! never both free and ballooned (one [`FrameState`](crate::mm::frame::FrameState) per frame). Xen's own
 //! count (`xl list`) also includes a few non-RAM pages (special pages,
 //! ACPI tables); as Linux does, the driver subtracts `static-max - total`
 //! from the toolstack's `memory/target` so both sides talk about the same

@@ -14,10 +14,10 @@ pub struct BalloonConfig {
     pub margin_pages: u64,
     /// Zero dirty frames before releasing them (default on).
     pub scrub: bool,
-    /// Hypercalls per [`Balloon::step`] at most (at least 1 is used; an
+    /// Hypercalls per [`Balloon::step`](super::Balloon::step) at most (at least 1 is used; an
     /// order-0 retry after a failed order-9 populate comes on top).
     pub max_batches_per_step: u32,
-    /// Frames moved per [`Balloon::step`] at most (at least 1 is used).
+    /// Frames moved per [`Balloon::step`](super::Balloon::step) at most (at least 1 is used).
     /// With order-9 extents one hypercall can move up to 1 GiB; this keeps
     /// a step (and its scrubbing) bounded.
     pub max_pages_per_step: u64,
@@ -83,7 +83,7 @@ impl BalloonError {
     }
 }
 
-/// Where a [`Balloon::step`] left things.
+/// Where a [`Balloon::step`](super::Balloon::step) left things.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Progress {
     /// At the target; nothing to do until it changes.
@@ -96,7 +96,7 @@ pub enum Progress {
     Limited(Limit),
 }
 
-/// The outcome of one [`Balloon::step`].
+/// The outcome of one [`Balloon::step`](super::Balloon::step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StepReport {
     /// Frames given to Xen in this step.

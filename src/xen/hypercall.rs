@@ -13,7 +13,7 @@
 //! `call` pushes a return address, and each wrapper declares only the
 //! registers it passes as clobbered, while a debug build of Xen
 //! deliberately overwrites every argument register a hypercall does not
-//! use. [`raw`] is the one asm path: all five argument registers are
+//! use. `raw` is the one asm path: all five argument registers are
 //! declared clobbered, whatever the arity. The hypercall numbers, and the
 //! structure definitions `xen::abi` re-exports, do come from xen-sys.
 

@@ -8,9 +8,9 @@
 //! on the real machine and blocks on Xen's events in between.
 //!
 //! Every turn does, in order: take in xenstore traffic and act on watch
-//! events ([`watches`]), re-read `memory/target` if it is due, run the
+//! events (`watches`), re-read `memory/target` if it is due, run the
 //! workload, the controller's tick and a balloon step when each is due
-//! ([`work`]), and publish the status when due ([`status`]). It returns the
+//! (`work`), and publish the status when due (`status`). It returns the
 //! earliest deadline among them; nothing blocks inside a turn except the
 //! xenstore client's own bounded waits.
 
