@@ -60,7 +60,15 @@ pub fn run(k: Kernel) -> ! {
         selfballooning: k.args.selfballooning,
         mode: k.args.selfballoon_mode,
         workload: k.args.workload.clone(),
-        kernel_pages: k.frames.counts().reserved_pages,
+        // The heap's frames are claimed (Reserved) but are committed kernel
+        // memory, counted in `heap_pages`: they stay in totalram, as
+        // Linux's slab does, so that the controller does not count them
+        // twice.
+        kernel_pages: k
+            .frames
+            .counts()
+            .reserved_pages
+            .saturating_sub(heap_bytes_to_pages(k.heap.stats().size_bytes)),
         heap_pages: heap_bytes_to_pages(k.heap.stats().size_bytes),
         page_table_pages: BOOT_PAGE_TABLE_PAGES,
         max_pfn: k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0),
