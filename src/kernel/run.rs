@@ -23,7 +23,7 @@ use super::boot::BOOT_PAGE_TABLE_PAGES;
 use super::platform::{self, Wake};
 use super::runtime::{heap_bytes_to_pages, Config, Env, Runtime};
 use super::store::{store_port, XenStore};
-use super::{Kernel, Role};
+use super::{Kernel, Role, HEAP_PAGES};
 
 /// Xen's system time (pvclock).
 #[derive(Clone, Copy, Debug)]
@@ -64,11 +64,7 @@ pub fn run(k: Kernel) -> ! {
         // memory, counted in `heap_pages`: they stay in totalram, as
         // Linux's slab does, so that the controller does not count them
         // twice.
-        kernel_pages: k
-            .frames
-            .counts()
-            .reserved_pages
-            .saturating_sub(heap_bytes_to_pages(k.heap.stats().size_bytes)),
+        kernel_pages: k.frames.counts().reserved_pages.saturating_sub(HEAP_PAGES),
         heap_pages: heap_bytes_to_pages(k.heap.stats().size_bytes),
         page_table_pages: BOOT_PAGE_TABLE_PAGES,
         max_pfn: k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0),
