@@ -17,7 +17,7 @@
 # timeout: 1200
 
 PROGRAM='idle:30s,alloc:160M,touch:seq,hold:90s,free:128M,idle:120s,alloc:64M,touch:seq,hold:60s,free:all,idle:120s'
-SIM_ARGS='--ram-mib 512 --kernel-kib 3392 --base-committed-kib 4384 --floor-kib 11528 --tick-s 5 --lag-ticks 0 --tail-s 0'
+SIM_ARGS='--ram-mib 512 --kernel-kib 3392 --base-committed-kib 4384 --floor-kib 11584 --tick-s 5 --lag-ticks 0 --tail-s 0'
 # phase-name predicted-MiB, one per hold/idle phase in order.
 EXPECT='idle 23.6
 hold 311.2
