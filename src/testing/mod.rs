@@ -4,6 +4,8 @@
 //! The first two can inject the partial results, refusals and errors the
 //! real thing can produce; tests of every layer use the same fakes.
 
+#![forbid(unsafe_code)]
+
 pub mod fake_clock;
 pub mod fake_pages;
 pub mod fake_store;

@@ -61,6 +61,8 @@
 //! stored) and meant for the controller's tick or a shrinker, not for the
 //! fault path.
 
+#![forbid(unsafe_code)]
+
 pub mod class;
 pub mod compress;
 pub mod frames;
