@@ -196,11 +196,6 @@ impl DirectMap {
         None
     }
 
-    /// The byte ranges in use, including what this map carved out.
-    pub fn in_use(&self) -> &[(u64, u64)] {
-        &self.in_use
-    }
-
     /// Carves the frame allocator's metadata (`frames` entries, all
     /// [`FrameMeta::ABSENT`]) from RAM in `ram` that nothing uses, for
     /// good. The caller reserves the returned byte range in the allocator

@@ -15,10 +15,6 @@ impl FakeClock {
     pub fn set(&self, ns: u64) {
         self.0.set(ns);
     }
-    /// Moves time forward.
-    pub fn advance(&self, ns: u64) {
-        self.0.set(self.0.get().saturating_add(ns));
-    }
 }
 
 impl Clock for FakeClock {

@@ -12,8 +12,6 @@ use crate::mm::Pfn;
 #[derive(Debug, Default)]
 pub struct FakePages {
     pub pages: BTreeMap<Pfn, Box<Page>>,
-    /// Accesses made.
-    pub accesses: u64,
 }
 
 impl PhysPages for FakePages {
@@ -23,7 +21,6 @@ impl PhysPages for FakePages {
         pfn: Pfn,
     ) -> Result<&'a mut Page, DirectMapError> {
         check_owned(frames, pfn)?;
-        self.accesses += 1;
         Ok(self
             .pages
             .entry(pfn)

@@ -77,15 +77,6 @@ impl FakeStore {
         }
     }
 
-    /// dom0 removes `path`; watches fire as for a write.
-    pub fn dom0_rm(&mut self, path: &str) {
-        let path = self.abs(path);
-        self.nodes.remove(&path);
-        if !self.drop_events {
-            self.fire(&path);
-        }
-    }
-
     /// Queues an event for every watch covering `path`, changed or not (a
     /// duplicate or spurious event).
     pub fn fire(&mut self, path: &str) {
