@@ -26,6 +26,7 @@ pub mod balloon;
 pub mod cmdline;
 pub mod kernel;
 pub mod mm;
+pub mod pager;
 pub mod parse;
 pub mod selfballoon;
 pub mod swap;

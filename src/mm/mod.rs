@@ -1,8 +1,14 @@
-//! Memory management: physical frames, the direct map, the kernel heap.
+//! Memory management: physical frames, the direct map, the kernel heap,
+//! the page tables of the pageable region and the way page faults reach
+//! the pager.
 
 pub mod direct;
+pub mod fault;
 pub mod frame;
 pub mod heap;
+pub mod held;
+pub mod paging;
+pub mod vm;
 
 /// Size of one page/frame in bytes.
 pub const PAGE_SIZE: u64 = 4096;

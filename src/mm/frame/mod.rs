@@ -66,6 +66,13 @@ pub enum FrameState {
     Taken,
     /// Given back to Xen: no memory behind it.
     Ballooned,
+    /// Handed to the pager (`alloc_as`): mapped into the pageable region,
+    /// reached only through that mapping. Counted as handed out.
+    Paged,
+    /// Handed to the compressed pool (`alloc_as`): holds pool data,
+    /// reached only through the pool's frame access. Counted as handed
+    /// out.
+    Pooled,
 }
 
 /// Per-frame metadata, 12 bytes. Kept outside the frames themselves.
@@ -415,6 +422,42 @@ impl<'m> FrameAllocator<'m> {
         Ok(())
     }
 
+    /// Allocates one frame, as [`alloc_frame`](Self::alloc_frame) does, for
+    /// an owner with its own way to the frame's bytes: `state` is
+    /// [`FrameState::Paged`] or [`FrameState::Pooled`] (anything else is
+    /// refused with `None`). Such a frame is not `Allocated`, so the direct
+    /// map's page access refuses it: its owner's access path is the only
+    /// one.
+    pub fn alloc_as(&mut self, state: FrameState) -> Option<Allocation> {
+        if !matches!(state, FrameState::Paged | FrameState::Pooled) {
+            return None;
+        }
+        let a = self.alloc_frame()?;
+        let i = (a.pfn - self.base_pfn) as usize;
+        self.meta[i].state = state;
+        Some(a)
+    }
+
+    /// Returns a frame obtained from [`alloc_as`](Self::alloc_as) with the
+    /// same `state`. Anything else is refused and nothing changes.
+    pub fn free_as(&mut self, pfn: Pfn, state: FrameState) -> Result<(), FrameError> {
+        if !matches!(state, FrameState::Paged | FrameState::Pooled) {
+            return Err(FrameError::WrongState {
+                pfn,
+                expected: FrameState::Paged,
+                found: state,
+            });
+        }
+        let i = self.expect(pfn, state)? as usize;
+        self.meta[i].state = FrameState::Allocated;
+        self.free(pfn)
+    }
+
+    /// Frames handed out in `state` (O(frames); for status and tests).
+    pub fn count_in(&self, state: FrameState) -> u64 {
+        self.meta.iter().filter(|m| m.state == state).count() as u64
+    }
+
     /// Allocates the specific free frame `pfn`. O(1).
     pub fn take_free(&mut self, pfn: Pfn) -> Result<(), FrameError> {
         let i = self.expect(pfn, FrameState::Free)?;
@@ -585,11 +628,12 @@ impl<'m> FrameAllocator<'m> {
                 return Err("list tail or length wrong");
             }
         }
-        let mut by_state = [0u64; 6];
+        let mut by_state = [0u64; 8];
         for m in self.meta.iter() {
             by_state[m.state as usize] += 1;
         }
-        let [_, reserved, free, allocated, taken, ballooned] = by_state;
+        let [_, reserved, free, allocated, taken, ballooned, paged, pooled] = by_state;
+        let allocated = allocated + paged + pooled;
         if reserved != self.reserved_pages
             || free != self.clean.len + self.dirty.len
             || allocated != self.handed_out_pages()

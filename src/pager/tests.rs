@@ -1,0 +1,465 @@
+//! The pager on the fakes: faults delivered by the fake MMU exactly as the
+//! CPU would, frames from a real frame allocator, a real balloon over
+//! `FakeXen`, and frontswap over a real `zpool`.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::balloon::{Balloon, BalloonConfig};
+use crate::mm::direct::PAGE_BYTES;
+use crate::mm::fault::{with_fault_handler, Shared};
+use crate::mm::frame::{FrameAllocator, FrameMeta, FrameState};
+use crate::mm::vm::RegionAccess;
+use crate::mm::PfnRange;
+use crate::swap::content::{fill, verify, ContentKind};
+use crate::swap::frontswap::Frontswap;
+use crate::swap::zpool::ZPool;
+use crate::testing::fake_held::FakeHeldFrames;
+use crate::testing::fake_mmu::{FakeAccess, FakeMmu};
+use crate::testing::fake_xen::FakeXen;
+
+type Swap = Frontswap<ZPool<PoolStock<FakeHeldFrames>>>;
+
+/// A guest of `frames` RAM frames (64 reserved for the "kernel"), with
+/// Xen holding all of them and no headroom to grow.
+struct Rig {
+    fa: FrameAllocator<'static>,
+    pager: Pager,
+    mmu: FakeMmu,
+    access: FakeAccess,
+    swap: Swap,
+    balloon: Balloon,
+    xen: FakeXen,
+}
+
+const KERNEL: u64 = 64;
+
+impl Rig {
+    fn new(frames: u64, region_pages: u64, watermark: u64, pool_max: u64) -> (Rig, u64) {
+        // Leaked: the allocator borrows its metadata for the whole test.
+        let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
+        let ram = [PfnRange {
+            start: 0,
+            count: frames,
+        }];
+        let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+        fa.reserve_range(0, KERNEL).unwrap();
+        let total = fa.total_pages();
+        let mmu = FakeMmu::new(region_pages);
+        let access = mmu.access();
+        let swap = Frontswap::new(ZPool::new(
+            PoolStock::new(FakeHeldFrames::default()),
+            pool_max,
+        ))
+        .unwrap();
+        let mut xen = FakeXen {
+            max_pages: frames,
+            host_free_pages: 0,
+            max_extents: 512,
+            max_order: 9,
+            ..FakeXen::default()
+        };
+        xen.backed.extend(0..frames);
+        let balloon = Balloon::new(
+            BalloonConfig {
+                margin_pages: 0,
+                ..BalloonConfig::default()
+            },
+            fa.counts(),
+        );
+        (
+            Rig {
+                fa,
+                pager: Pager::new(region_pages, watermark),
+                mmu,
+                access,
+                swap,
+                balloon,
+                xen,
+            },
+            total,
+        )
+    }
+}
+
+/// Runs `f` with the pager lent to the fault path, as the loop does for a
+/// workload step.
+fn with_ctx<T>(
+    rig: &mut Rig,
+    f: impl FnOnce(&Shared<PagerCtx<'_, '_, FakeMmu, Swap, FakeXen>>, &mut FakeAccess) -> T,
+) -> T {
+    let shared = Shared::new(PagerCtx {
+        pager: &mut rig.pager,
+        mmu: &mut rig.mmu,
+        swap: &mut rig.swap,
+        frames: &mut rig.fa,
+        balloon: &mut rig.balloon,
+        mem: &mut rig.xen,
+    });
+    let access = &mut rig.access;
+    let r = with_fault_handler(&shared, || f(&shared, access));
+    drop(shared);
+    rig.fa.check_invariants().unwrap();
+    r
+}
+
+fn page_of(kind: ContentKind, id: u64) -> Box<Page> {
+    let mut p = Box::new([0u8; PAGE_BYTES]);
+    fill(kind, id, &mut p);
+    p
+}
+
+#[test]
+fn touch_more_pages_than_frames_and_read_them_all_back() {
+    // 1024 frames, 960 usable; 2000 mixed pages (about 2.9x): they fit
+    // only because the pool compresses them.
+    let (mut rig, _) = Rig::new(1024, 4096, 32, 1024);
+    let n = 2000u64;
+    let vpns: Vec<Vpn> = with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..n).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            if access
+                .store(v, &page_of(ContentKind::Mixed, i as u64))
+                .is_err()
+            {
+                let c = ctx.lock();
+                panic!(
+                    "{i} {:?} {:?} {:?} {:?}",
+                    c.pager.stats(),
+                    c.swap.stats(),
+                    c.swap.primary().stats(),
+                    c.frames.counts()
+                );
+            }
+        }
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        for (i, &v) in vpns.iter().enumerate() {
+            access.load(v, &mut buf).unwrap();
+            assert!(verify(ContentKind::Mixed, i as u64, &buf), "page {i}");
+        }
+        vpns
+    });
+    let s = rig.pager.stats();
+    let c = rig.pager.counts();
+    assert!(s.pageouts > 1000, "{s:?}");
+    assert!(s.pageins > 0 && s.page_faults >= n, "{s:?}");
+    assert_eq!((s.lost_pages, s.fault_failures), (0, 0));
+    assert_eq!(c.allocated_pages, n);
+    assert_eq!(c.resident_pages + c.swapped_pages, n);
+    assert_eq!(c.swapped_pages, rig.swap.curr_pages());
+    rig.pager.check().unwrap();
+    // Every mapping is a Paged frame, every Paged frame is mapped.
+    let fa = &rig.fa;
+    for (v, pfn) in rig.mmu.mappings() {
+        assert_eq!(fa.state(pfn), Some(FrameState::Paged), "vpn {v}");
+    }
+    assert_eq!(fa.count_in(FrameState::Paged), rig.mmu.mapped());
+    assert_eq!(fa.count_in(FrameState::Paged), c.resident_pages);
+    // Free them all: frames and pool back to the allocator.
+    with_ctx(&mut rig, |ctx, _| {
+        for v in vpns {
+            ctx.lock().free_page(v);
+        }
+    });
+    assert_eq!(rig.pager.counts(), PagerCounts::default());
+    assert_eq!(rig.swap.curr_pages(), 0);
+    assert_eq!(rig.mmu.mapped(), 0);
+    rig.pager.check().unwrap();
+}
+
+#[test]
+fn refused_pages_stay_resident_and_are_passed_by() {
+    let (mut rig, _) = Rig::new(512, 1024, 16, 256);
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..100).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            let kind = if i < 50 {
+                ContentKind::Random
+            } else {
+                ContentKind::Text
+            };
+            access.store(v, &page_of(kind, i as u64)).unwrap();
+        }
+        let mut c = ctx.lock();
+        // Everything cold: the text pages go, the random ones are refused.
+        let freed = c.reclaim(100);
+        assert_eq!(freed, 50);
+        assert_eq!(c.pager.counts().refused_pages, 50);
+        assert_eq!(c.pager.counts().swapped_pages, 50);
+        let refused_before = c.pager.stats().swap_refused;
+        // Asked again, the refused pages are not compressed again.
+        assert_eq!(c.reclaim(10), 0);
+        assert_eq!(c.pager.stats().swap_refused, refused_before);
+        drop(c);
+        // Written again, a refused page is a candidate again.
+        access
+            .store(vpns[0], &page_of(ContentKind::Zero, 0))
+            .unwrap();
+        let mut c = ctx.lock();
+        assert_eq!(c.reclaim(10), 1);
+        assert_eq!(c.pager.state(vpns[0]), Some(PageState::Swapped));
+    });
+    rig.pager.check().unwrap();
+}
+
+#[test]
+fn clean_zero_pages_are_dropped_without_a_store() {
+    let (mut rig, _) = Rig::new(256, 256, 8, 64);
+    with_ctx(&mut rig, |ctx, access| {
+        let a = ctx.lock().alloc_page().unwrap();
+        let b = ctx.lock().alloc_page().unwrap();
+        let mut buf = Box::new([1u8; PAGE_BYTES]);
+        access.load(a, &mut buf).unwrap();
+        assert!(buf.iter().all(|&x| x == 0), "demand-zero reads zeros");
+        access.store(b, &page_of(ContentKind::Text, 7)).unwrap();
+        let mut c = ctx.lock();
+        assert_eq!(c.reclaim(2), 2);
+        assert_eq!(c.pager.state(a), Some(PageState::Zero));
+        assert_eq!(c.pager.state(b), Some(PageState::Swapped));
+        assert_eq!(c.pager.stats().clean_drops, 1);
+        assert_eq!(c.pager.stats().pageouts, 1);
+        drop(c);
+        access.load(a, &mut buf).unwrap();
+        assert!(buf.iter().all(|&x| x == 0));
+        access.load(b, &mut buf).unwrap();
+        assert!(verify(ContentKind::Text, 7, &buf));
+    });
+}
+
+#[test]
+fn second_chance_keeps_the_hot_pages() {
+    let (mut rig, _) = Rig::new(512, 512, 8, 256);
+    let mmu = rig.mmu.clone();
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..64).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Text, i as u64))
+                .unwrap();
+        }
+        // One sweep clears every accessed bit.
+        let mut c = ctx.lock();
+        assert_eq!(c.reclaim(1), 1);
+        // The hot half is used again.
+        for &v in &vpns[32..] {
+            mmu.touch(v);
+        }
+        assert_eq!(c.reclaim(20), 20);
+        for &v in &vpns[32..] {
+            assert!(c.pager.state(v).unwrap().is_resident(), "hot {v} kept");
+        }
+    });
+}
+
+#[test]
+fn shrink_brings_pages_back_without_paging_others_out() {
+    let (mut rig, _) = Rig::new(1024, 1024, 16, 512);
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..400).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Mixed, i as u64))
+                .unwrap();
+        }
+        let mut c = ctx.lock();
+        c.reclaim(300);
+        let out = c.swap.curr_pages();
+        assert!(out >= 250, "{out}");
+        let back = c.shrink_to(out - out / 20, 1000);
+        assert_eq!(back, out / 20);
+        assert_eq!(c.swap.curr_pages(), out - out / 20);
+        assert_eq!(c.pager.stats().shrink_pageins, back);
+        let pageouts = c.pager.stats().pageouts;
+        c.shrink_to(0, 1000);
+        assert_eq!(c.swap.curr_pages(), 0);
+        assert_eq!(
+            c.pager.stats().pageouts,
+            pageouts,
+            "shrinking pages nothing out"
+        );
+        drop(c);
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        for (i, &v) in vpns.iter().enumerate() {
+            access.load(v, &mut buf).unwrap();
+            assert!(verify(ContentKind::Mixed, i as u64, &buf));
+        }
+    });
+    rig.pager.check().unwrap();
+}
+
+#[test]
+fn faults_balloon_up_within_the_toolstack_target_first() {
+    let (mut rig, total) = Rig::new(512, 512, 8, 256);
+    // 100 frames ballooned out; the toolstack allows them back.
+    {
+        let fa = &mut rig.fa;
+        for _ in 0..100 {
+            let t = fa.take_for_balloon().unwrap();
+            fa.mark_ballooned(t.pfn).unwrap();
+            rig.xen.backed.remove(&t.pfn);
+        }
+    }
+    rig.xen.host_free_pages = 1000;
+    rig.balloon.set_toolstack_target_kib(Some(total * 4));
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..440).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Random, i as u64))
+                .unwrap();
+        }
+        let c = ctx.lock();
+        assert!(
+            c.pager.stats().fault_balloon_pages >= 90,
+            "{:?}",
+            c.pager.stats()
+        );
+        assert_eq!(c.pager.stats().pageouts, 0, "no reclaim while Xen has room");
+    });
+}
+
+#[test]
+fn replenish_and_reclaim_for_target() {
+    let (mut rig, total) = Rig::new(1024, 2048, 64, 1024);
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..900).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Text, i as u64))
+                .unwrap();
+        }
+        let mut c = ctx.lock();
+        assert!(c.replenish());
+        assert!(c.frames.free_pages() >= 64);
+        // Target 600 frames: free enough that 600 remain with 64 free.
+        let target = 600;
+        c.reclaim_for_target(target, u64::MAX);
+        let counts = c.frames.counts();
+        assert!(
+            counts.free_pages >= counts.populated_pages() - target + 64,
+            "{counts:?}"
+        );
+        assert_eq!(total, counts.total_pages);
+    });
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Alloc,
+    Free(usize),
+    Write(usize, u8),
+    Read(usize),
+    Reclaim(u8),
+    Shrink(u8),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        3 => Just(Op::Alloc),
+        1 => any::<usize>().prop_map(Op::Free),
+        4 => (any::<usize>(), 0u8..4).prop_map(|(i, k)| Op::Write(i, k)),
+        4 => any::<usize>().prop_map(Op::Read),
+        1 => any::<u8>().prop_map(Op::Reclaim),
+        1 => any::<u8>().prop_map(Op::Shrink),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any sequence of allocations, frees, writes, reads, reclaims and
+    /// shrinks: every read returns the last write (or zeros), counts and
+    /// states agree, no frame is mapped twice, nothing is lost.
+    #[test]
+    fn pages_are_never_lost(ops in proptest::collection::vec(op(), 1..300)) {
+        let (mut rig, _) = Rig::new(320, 1024, 24, 128);
+        with_ctx(&mut rig, |ctx, access| {
+            let mut live: Vec<Vpn> = Vec::new();
+            let mut model: BTreeMap<Vpn, Option<(ContentKind, u64)>> = BTreeMap::new();
+            let mut gen = 0u64;
+            let mut buf = Box::new([0u8; PAGE_BYTES]);
+            for op in ops {
+                match op {
+                    Op::Alloc => {
+                        if let Some(v) = ctx.lock().alloc_page() {
+                            live.push(v);
+                            model.insert(v, None);
+                        }
+                    }
+                    Op::Free(i) if !live.is_empty() => {
+                        let v = live.swap_remove(i % live.len());
+                        ctx.lock().free_page(v);
+                        model.remove(&v);
+                    }
+                    Op::Write(i, k) if !live.is_empty() => {
+                        let v = live[i % live.len()];
+                        let kind = ContentKind::ALL[usize::from(k) % ContentKind::ALL.len()];
+                        gen += 1;
+                        access.store(v, &page_of(kind, gen)).unwrap();
+                        model.insert(v, Some((kind, gen)));
+                    }
+                    Op::Read(i) if !live.is_empty() => {
+                        let v = live[i % live.len()];
+                        access.load(v, &mut buf).unwrap();
+                        match model[&v] {
+                            None => prop_assert!(buf.iter().all(|&b| b == 0)),
+                            Some((kind, id)) => prop_assert!(verify(kind, id, &buf)),
+                        }
+                    }
+                    Op::Reclaim(n) => {
+                        ctx.lock().reclaim(u64::from(n));
+                    }
+                    Op::Shrink(n) => {
+                        let mut c = ctx.lock();
+                        let cur = c.swap.curr_pages();
+                        c.shrink_to(cur.saturating_sub(u64::from(n)), 64);
+                    }
+                    _ => {}
+                }
+                let c = ctx.lock();
+                prop_assert_eq!(c.pager.check(), Ok(()));
+                prop_assert_eq!(c.pager.counts().swapped_pages, c.swap.curr_pages());
+                prop_assert_eq!(c.pager.stats().lost_pages, 0);
+            }
+            // Everything reads back at the end.
+            for &v in &live {
+                access.load(v, &mut buf).unwrap();
+                match model[&v] {
+                    None => prop_assert!(buf.iter().all(|&b| b == 0)),
+                    Some((kind, id)) => prop_assert!(verify(kind, id, &buf)),
+                }
+            }
+            Ok(())
+        })?;
+    }
+
+    /// The clock's ring and positions stay consistent, and a victim is
+    /// always a page on the ring.
+    #[test]
+    fn clock_ring_stays_consistent(ops in proptest::collection::vec((0u8..3, 0u64..64), 1..400)) {
+        let mut c = SecondChance::new(64);
+        let mut on = alloc::collections::BTreeSet::new();
+        for (what, v) in ops {
+            match what {
+                0 => prop_assert_eq!(c.insert(v), on.insert(v)),
+                1 => prop_assert_eq!(c.remove(v), on.remove(&v)),
+                _ => {
+                    let got = c.next_victim(|x| x % 3 == v % 3);
+                    if let Some(x) = got {
+                        prop_assert!(on.contains(&x));
+                        prop_assert_eq!(x % 3, v % 3);
+                    } else {
+                        prop_assert!(on.iter().all(|x| x % 3 != v % 3));
+                    }
+                }
+            }
+            prop_assert!(c.check());
+            prop_assert_eq!(c.len(), on.len());
+        }
+    }
+}
