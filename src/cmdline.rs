@@ -10,6 +10,7 @@
 //! | `loglevel=<error\|warn\|info\|debug\|trace>` | log level |
 //! | `e9log=<off\|error\|warn\|info\|debug\|trace>` | what a domU still sends to port 0xe9 (`xl dmesg`) once its PV console carries the log (default `warn`) |
 //! | `selfballooning` / `noselfballooning` | enable / disable self-ballooning |
+//! | `selfshrink` / `noselfshrink` | enable / disable frontswap self-shrinking (the seed's `noselfshrink`; default on) |
 //! | `selfballoon_mode=<2011\|linux\|adaptive>` | controller variant |
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
@@ -67,6 +68,8 @@ pub struct KernelArgs {
     pub e9log: Option<LevelFilter>,
     /// `selfballooning` (true) / `noselfballooning` (false).
     pub selfballooning: Option<bool>,
+    /// `selfshrink` (true) / `noselfshrink` (false).
+    pub selfshrink: Option<bool>,
     /// `selfballoon_mode=`.
     pub selfballoon_mode: Option<Mode>,
     /// `workload=`, unparsed.
@@ -190,6 +193,14 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
         "noselfballooning" => {
             flag(value)?;
             args.selfballooning = Some(false);
+        }
+        "selfshrink" => {
+            flag(value)?;
+            args.selfshrink = Some(true);
+        }
+        "noselfshrink" => {
+            flag(value)?;
+            args.selfshrink = Some(false);
         }
         "loglevel" => args.loglevel = Some(parse_level(required(value)?)?),
         "e9log" => {
@@ -338,6 +349,11 @@ mod tests {
     fn last_valid_occurrence_wins() {
         let p = parse("selfballooning noselfballooning scrub=0 scrub=1 scrub=x");
         assert_eq!(p.args.selfballooning, Some(false));
+        let p = parse("noselfshrink");
+        assert_eq!(p.args.selfshrink, Some(false));
+        let p = parse("noselfshrink selfshrink");
+        assert_eq!(p.args.selfshrink, Some(true));
+        assert!(!parse("noselfshrink=1").errors.is_empty());
         assert_eq!(p.args.scrub, Some(true));
         assert_eq!(p.errors.len(), 1);
     }

@@ -148,6 +148,8 @@ pub struct Balloon {
     batch: Vec<Pfn>,
     /// The extent order of `batch`.
     batch_order: u32,
+    /// Free frames releasing never takes (the pager's watermark).
+    keep_free_pages: u64,
 }
 
 impl Balloon {
@@ -184,7 +186,14 @@ impl Balloon {
             counters: BalloonCounters::default(),
             batch: Vec::with_capacity(MAX_BATCH_EXTENTS),
             batch_order: 0,
+            keep_free_pages: 0,
         }
+    }
+
+    /// Keeps `pages` frames free: releasing stops when only they are left
+    /// (the pager's watermark, so that a page fault always finds a frame).
+    pub fn set_keep_free_pages(&mut self, pages: u64) {
+        self.keep_free_pages = pages;
     }
 
     /// The configuration in use.

@@ -63,6 +63,10 @@ impl Balloon {
         // taking frames never makes it whole, so do not look again.
         let mut not_whole = None;
         while pages < want && self.batch.len() < self.batch_limit {
+            // The frames kept free for page faults stay.
+            if frames.free_pages() <= self.keep_free_pages {
+                break;
+            }
             let Some(next) = frames.peek_for_balloon() else {
                 break;
             };

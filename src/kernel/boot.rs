@@ -142,3 +142,57 @@ pub fn grow_heap(
     heap.add_frames(claimed)
         .map_err(|e| alloc::format!("heap region: {e:?}"))
 }
+
+/// Pages of the pageable region for a guest of `ram_pages` frames: twice
+/// its RAM (a workload may commit more than RAM when frontswap can hold
+/// the rest), whole page tables, at least 16 MiB.
+pub fn region_pages_for(ram_pages: u64) -> u64 {
+    ram_pages
+        .saturating_mul(2)
+        .next_multiple_of(512)
+        .clamp(4096, crate::mm::vm::REGION_MAX_PAGES)
+}
+
+/// Builds the kernel's page tables with the pageable region, switches to
+/// them, and sends page faults to the pager lent by the loop.
+pub fn init_paging(
+    direct: &mut DirectMap,
+    frames: &mut FrameAllocator<'static>,
+) -> Result<crate::mm::paging::RegionTables, String> {
+    let pages = region_pages_for(frames.total_pages());
+    let mut tables = crate::mm::paging::RegionTables::new(direct, frames, pages)
+        .map_err(|e| alloc::format!("page tables for {pages} pages: {e:?}"))?;
+    // SAFETY: nothing points into the region yet (it is new), and the boot
+    // tables stay as boot/entry.S made them for good.
+    unsafe { tables.activate() };
+    crate::arch::x86_64::trap::set_page_fault_handler(page_fault);
+    Ok(tables)
+}
+
+/// The `#PF` hook: a fault in the pageable region goes to the pager lent
+/// to the fault path; anything else stays fatal (reported by the trap
+/// code).
+fn page_fault(frame: &crate::arch::x86_64::trap::TrapFrame, cr2: u64) -> bool {
+    use crate::mm::fault::{deliver, Fault, Resolution};
+    match deliver(Fault {
+        addr: cr2,
+        error_code: frame.error_code,
+    }) {
+        Resolution::Resolved => true,
+        Resolution::NotOurs => false,
+        r => {
+            // Fatal next; the region is never touched with the console
+            // lock held, so logging here cannot deadlock.
+            log::error!("page fault at {cr2:#x} not resolved: {r:?}");
+            false
+        }
+    }
+}
+
+/// The in-guest pool's frame access.
+pub fn pooled_frames(frames: &FrameAllocator<'static>) -> crate::mm::held::PooledFrames {
+    // SAFETY: the direct map covers [0, end_pfn) (boot/entry.S, clamped to
+    // 4 GiB inside), and `frames` is the kernel's one allocator, whose
+    // Pooled frames nothing else reaches.
+    unsafe { crate::mm::held::PooledFrames::new(frames.end_pfn()) }
+}

@@ -54,13 +54,25 @@ pub struct Kernel {
     pub direct: DirectMap,
     pub frames: FrameAllocator<'static>,
     pub heap: &'static KernelHeap,
+    /// Pages given to the heap at boot.
+    pub heap_pages: u64,
+    /// The kernel's page tables and the pageable region.
+    pub tables: crate::mm::paging::RegionTables,
     pub events: Option<platform::Events>,
     pub store: Option<store::XenStore>,
     pub image: Image,
 }
 
-/// Heap taken from the frame allocator at boot, in pages (4 MiB).
+/// Heap taken from the frame allocator at boot, in pages (4 MiB), plus
+/// [`heap_pages_for`]'s share of RAM.
 const HEAP_PAGES: u64 = 1024;
+
+/// The heap for a guest of `ram_pages` frames: 4 MiB plus 1/64 of RAM
+/// (frontswap and the pool keep about 100 bytes of index per page out,
+/// the pager 9 bytes per page of the region).
+fn heap_pages_for(ram_pages: u64) -> u64 {
+    HEAP_PAGES + ram_pages / 64
+}
 
 struct XenExit {
     role: Role,
@@ -160,9 +172,14 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         Ok(f) => f,
         Err(e) => fail_boot("frames", &e),
     };
-    if let Err(e) = boot::grow_heap(&mut direct, &mut frames, heap, HEAP_PAGES) {
+    let heap_pages = heap_pages_for(frames.total_pages());
+    if let Err(e) = boot::grow_heap(&mut direct, &mut frames, heap, heap_pages) {
         fail_boot("heap", &e);
     }
+    let tables = match boot::init_paging(&mut direct, &mut frames) {
+        Ok(t) => t,
+        Err(e) => fail_boot("paging", &e),
+    };
     let c = frames.counts();
     log::info!(
         "memory: {} RAM ranges{}, {} frames ({} MiB): {} free, {} reserved",
@@ -177,6 +194,12 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         c.free_pages,
         c.reserved_pages
     );
+    log::info!(
+        "paging: region of {} pages at {:#x}, {} table frames",
+        crate::mm::vm::Mmu::pages(&tables),
+        crate::mm::vm::REGION_BASE,
+        tables.table_pages()
+    );
 
     let mut k = Kernel {
         role,
@@ -186,6 +209,8 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
         direct,
         frames,
         heap,
+        heap_pages,
+        tables,
         events: None,
         store: None,
         image,

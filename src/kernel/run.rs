@@ -21,9 +21,14 @@ use crate::xen::time;
 
 use super::boot::BOOT_PAGE_TABLE_PAGES;
 use super::platform::{self, Wake};
-use super::runtime::{heap_bytes_to_pages, Config, Env, Runtime};
+use super::runtime::{heap_bytes_to_pages, Config, Env, Paging, Runtime};
 use super::store::{store_port, XenStore};
-use super::{Kernel, Role, HEAP_PAGES};
+use super::{Kernel, Role};
+use crate::mm::held::PooledFrames;
+use crate::mm::paging::{RegionTables, VirtAccess};
+use crate::pager::{PoolStock, DEFAULT_WATERMARK_PAGES};
+use crate::swap::frontswap::Frontswap;
+use crate::swap::zpool::ZPool;
 
 /// Xen's system time (pvclock).
 #[derive(Clone, Copy, Debug)]
@@ -44,6 +49,9 @@ impl Env for XenEnv {
     type Pages = DirectMap;
     type Store = XenStore;
     type Clock = XenClock;
+    type Mmu = RegionTables;
+    type Access = VirtAccess;
+    type Swap = Frontswap<ZPool<PoolStock<PooledFrames>>>;
 }
 
 /// Normal operation. Never returns.
@@ -58,15 +66,16 @@ pub fn run(k: Kernel) -> ! {
         balloon_floor_pages: k.args.balloon_floor_pages(),
         scrub: k.args.scrub,
         selfballooning: k.args.selfballooning,
+        selfshrinking: k.args.selfshrink,
         mode: k.args.selfballoon_mode,
         workload: k.args.workload.clone(),
         // The heap's frames are claimed (Reserved) but are committed kernel
         // memory, counted in `heap_pages`: they stay in totalram, as
         // Linux's slab does, so that the controller does not count them
         // twice.
-        kernel_pages: k.frames.counts().reserved_pages.saturating_sub(HEAP_PAGES),
+        kernel_pages: k.frames.counts().reserved_pages.saturating_sub(k.heap_pages),
         heap_pages: heap_bytes_to_pages(k.heap.stats().size_bytes),
-        page_table_pages: BOOT_PAGE_TABLE_PAGES,
+        page_table_pages: BOOT_PAGE_TABLE_PAGES + k.tables.table_pages(),
         max_pfn: k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0),
         use_store: k.role == Role::DomU,
     };
@@ -79,6 +88,21 @@ pub fn run(k: Kernel) -> ! {
             None
         }
     };
+    let pool = ZPool::new(PoolStock::new(super::boot::pooled_frames(&k.frames)), 0);
+    let swap = match Frontswap::new(pool) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("frontswap pool: {e}");
+            super::exit::finish(super::exit::TestResult::Error)
+        }
+    };
+    let access = k.tables.access();
+    let paging = Paging {
+        mmu: k.tables,
+        access,
+        swap,
+        watermark_pages: DEFAULT_WATERMARK_PAGES,
+    };
     let mut rt = Runtime::<XenEnv>::new(
         config,
         XenMemory::new(),
@@ -86,6 +110,7 @@ pub fn run(k: Kernel) -> ! {
         k.store,
         XenClock,
         k.frames,
+        paging,
     );
     loop {
         let deadline = rt.turn();

@@ -60,6 +60,8 @@ pub const DEFAULT_FRONTSWAP_INERTIA: u32 = 3;
 /// default when frontswap was configured; this kernel exists to
 /// self-balloon, so on.
 pub const DEFAULT_SELFBALLOONING: bool = true;
+/// Default `zpool_max_percent` (zswap's `max_pool_percent` default).
+pub const DEFAULT_ZPOOL_MAX_PERCENT: u32 = 20;
 /// Default `adaptive_fast_halflife_s`: the fast estimate's decay.
 pub const DEFAULT_ADAPTIVE_FAST_HALFLIFE_S: u32 = 60;
 /// Default `adaptive_slow_halflife_s`: the slow estimate's half-life.
@@ -124,11 +126,14 @@ pub enum Key {
     AdaptiveSpikeHalflife,
     /// `adaptive_min_headroom_mb` (adaptive mode).
     AdaptiveMinHeadroom,
+    /// `zpool_max_percent`: the in-guest pool's frame limit, % of RAM
+    /// (zswap's `max_pool_percent`).
+    ZpoolMaxPercent,
 }
 
 impl Key {
     /// Every key, in publishing order.
-    pub const ALL: [Key; 19] = [
+    pub const ALL: [Key; 20] = [
         Key::Selfballooning,
         Key::Interval,
         Key::DownHysteresis,
@@ -148,6 +153,7 @@ impl Key {
         Key::AdaptiveSpike,
         Key::AdaptiveSpikeHalflife,
         Key::AdaptiveMinHeadroom,
+        Key::ZpoolMaxPercent,
     ];
 
     /// The xenstore/sysfs name.
@@ -172,6 +178,7 @@ impl Key {
             Key::AdaptiveSpike => "adaptive_spike_pct",
             Key::AdaptiveSpikeHalflife => "adaptive_spike_halflife_s",
             Key::AdaptiveMinHeadroom => "adaptive_min_headroom_mb",
+            Key::ZpoolMaxPercent => "zpool_max_percent",
         }
     }
 
@@ -189,6 +196,7 @@ impl Key {
                 Some((1, 1000))
             }
             Key::AdaptiveMinHeadroom => Some((1, 1 << 20)),
+            Key::ZpoolMaxPercent => Some((1, 100)),
             _ => None,
         }
     }
@@ -316,8 +324,9 @@ pub struct Tunables {
     pub reserved_mb: u32,
     /// Which controller.
     pub mode: Mode,
-    /// Frontswap self-shrinking on. Off by default: the seed enabled it
-    /// only with tmem, which Xen 4.17 no longer has.
+    /// Frontswap self-shrinking on. Off in `Tunables::new`; the runtime
+    /// turns it on at boot unless `noselfshrink` is given, as the seed
+    /// did whenever frontswap was there (this kernel always has it).
     pub frontswap_selfshrinking: bool,
     /// Frontswap shrink rate: 1/n of the pages per shrink.
     pub frontswap_hysteresis: NonZeroU32,
@@ -341,6 +350,8 @@ pub struct Tunables {
     pub adaptive_spike_halflife_s: u32,
     /// Adaptive: the least headroom, MiB.
     pub adaptive_min_headroom_mb: u32,
+    /// The in-guest compressed pool's frame limit, % of RAM (1..=100).
+    pub zpool_max_percent: u32,
     /// Not a tunable: the guest's maximum size in MiB, the bound of
     /// `selfballoon_min_usable_mb` and `selfballoon_reserved_mb` (a floor
     /// or reserve above it makes no sense). Linux stores these in
@@ -392,6 +403,7 @@ impl Tunables {
             adaptive_spike_pct: DEFAULT_ADAPTIVE_SPIKE_PCT,
             adaptive_spike_halflife_s: DEFAULT_ADAPTIVE_SPIKE_HALFLIFE_S,
             adaptive_min_headroom_mb: DEFAULT_ADAPTIVE_MIN_HEADROOM_MB,
+            zpool_max_percent: DEFAULT_ZPOOL_MAX_PERCENT,
         }
     }
 
@@ -424,6 +436,7 @@ impl Tunables {
             Key::AdaptiveSpike => self.adaptive_spike_pct.to_string(),
             Key::AdaptiveSpikeHalflife => self.adaptive_spike_halflife_s.to_string(),
             Key::AdaptiveMinHeadroom => self.adaptive_min_headroom_mb.to_string(),
+            Key::ZpoolMaxPercent => self.zpool_max_percent.to_string(),
         }
     }
 
@@ -475,6 +488,9 @@ impl Tunables {
             | Key::AdaptiveMinHeadroom => {
                 let v = parse_bounded(value, k.bounds()).map_err(reject)?;
                 *self.adaptive_field(k) = v;
+            }
+            Key::ZpoolMaxPercent => {
+                self.zpool_max_percent = parse_bounded(value, k.bounds()).map_err(reject)?
             }
             Key::Mode => {
                 let s = strip_newline(value);

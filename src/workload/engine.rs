@@ -13,7 +13,7 @@ use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
 use super::pattern::{PageId, PAGE_BYTES};
-use super::spec::{FreeAmount, Phase, Repeat, Spec, TouchPattern};
+use super::spec::{ContentKind, FreeAmount, Phase, Repeat, Spec, TouchPattern};
 use crate::mm::Pfn;
 
 /// Default page operations per step (1 MiB).
@@ -97,6 +97,7 @@ struct Slot {
     id: PageId,
     pfn: Pfn,
     resident: bool,
+    kind: ContentKind,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -131,6 +132,8 @@ pub struct Engine {
     cursor: Cursor,
     done: bool,
     st: Status,
+    /// The content of pages reserved from now on.
+    content: ContentKind,
 }
 
 fn mix(x: u64) -> u64 {
@@ -151,7 +154,8 @@ fn selected(pattern: TouchPattern, seed: u64, i: usize) -> bool {
 fn verify(src: &mut dyn PageSource, slot: &Slot, st: &mut Status) {
     let id = slot.id;
     let mut ok = false;
-    match src.read_frame(slot.pfn, &mut |b| ok = id.verify(b)) {
+    let kind = slot.kind;
+    match src.read_frame(slot.pfn, &mut |b| ok = id.verify_as(kind, b)) {
         Ok(()) if ok => st.verified_pages = st.verified_pages.saturating_add(1),
         Ok(()) => st.mismatches = st.mismatches.saturating_add(1),
         Err(MapError) => st.map_errors = st.map_errors.saturating_add(1),
@@ -161,7 +165,8 @@ fn verify(src: &mut dyn PageSource, slot: &Slot, st: &mut Status) {
 /// Writes a slot's content to its frame.
 fn write(src: &mut dyn PageSource, slot: &Slot, st: &mut Status) -> Result<(), MapError> {
     let id = slot.id;
-    let r = src.write_frame(slot.pfn, &mut |b| id.fill(b));
+    let kind = slot.kind;
+    let r = src.write_frame(slot.pfn, &mut |b| id.fill_as(kind, b));
     match r {
         Ok(()) => st.written_pages = st.written_pages.saturating_add(1),
         Err(MapError) => st.map_errors = st.map_errors.saturating_add(1),
@@ -183,6 +188,7 @@ impl Engine {
             cursor: Cursor::Enter,
             done: false,
             st: Status::default(),
+            content: ContentKind::Mixed,
         };
         e.refresh_phase();
         e
@@ -340,7 +346,12 @@ impl Engine {
                     },
                     pfn: 0,
                     resident: false,
+                    kind: self.content,
                 }));
+                Ok(true)
+            }
+            Phase::Content(kind) => {
+                self.content = kind;
                 Ok(true)
             }
             Phase::Touch(_) => {
@@ -717,7 +728,7 @@ mod tests {
     #[test]
     fn retouch_bumps_generation_and_verifies() {
         let mut src = FakeSource::new(1000);
-        let mut e = engine("alloc:8K,touch:seq,touch:seq,touch:seq", 1000);
+        let mut e = engine("content:random,alloc:8K,touch:seq,touch:seq,touch:seq", 1000);
         assert_eq!(run(&mut e, 0, &mut src), StepOutcome::Done);
         let s = e.status();
         assert_eq!((s.written_pages, s.verified_pages, s.mismatches), (6, 4, 0));
@@ -725,5 +736,40 @@ mod tests {
         for f in src.frames.values() {
             assert_eq!(&f[16..20], &2u32.to_le_bytes());
         }
+    }
+
+    #[test]
+    fn every_content_kind_verifies_and_mixed_is_the_default() {
+        for (spec, kind) in [
+            ("alloc:400K,touch:seq,touch:seq", ContentKind::Mixed),
+            ("content:zero,alloc:400K,touch:seq,touch:seq", ContentKind::Zero),
+            ("content:text,alloc:400K,touch:seq,touch:seq", ContentKind::Text),
+            ("content:random,alloc:400K,touch:seq,touch:seq", ContentKind::Random),
+        ] {
+            let mut src = FakeSource::new(1000);
+            let mut e = engine(spec, 1000);
+            assert_eq!(run(&mut e, 0, &mut src), StepOutcome::Done, "{spec}");
+            let s = e.status();
+            assert_eq!((s.verified_pages, s.mismatches), (100, 0), "{spec}");
+            // The content is the kind's: zero pages are zero, the others
+            // are the kind's pages of the identity.
+            let f = src.frames.values().next().unwrap();
+            match kind {
+                ContentKind::Zero => assert!(f.iter().all(|&b| b == 0)),
+                ContentKind::Random => assert_eq!(&f[0..8], b"SBWLPAGE"),
+                _ => assert_ne!(&f[0..8], b"SBWLPAGE"),
+            }
+        }
+        // Text pages written as mixed ones do not verify.
+        let id = PageId {
+            region: 0,
+            index: 3,
+            generation: 0,
+        };
+        let mut p = [0u8; PAGE_BYTES];
+        id.fill_as(ContentKind::Text, &mut p);
+        assert!(id.verify_as(ContentKind::Text, &p));
+        assert!(!id.verify_as(ContentKind::Mixed, &p));
+        assert!(!id.verify_as(ContentKind::Random, &p));
     }
 }

@@ -12,6 +12,15 @@
 //! bytes 24..    64-bit words: splitmix64(seed + word index), seed derived
 //!               from the three header fields
 //! ```
+//!
+//! That is the `random` kind (incompressible). The other kinds
+//! (`zero`, `text`, `mixed`) are `swap::content`'s pages for a 64-bit hash
+//! of the same three fields: as verifiable (every non-zero page starts
+//! with that hash), but compressible like real memory. A page of the
+//! `zero` kind, and the one `mixed` page in ten that is all zero, carry
+//! no identity: they verify as zero, which is what they must be.
+
+use crate::swap::content::{self, ContentKind};
 
 /// Bytes in one page.
 pub const PAGE_BYTES: usize = 4096;
@@ -64,6 +73,24 @@ impl PageId {
         let seed = self.seed();
         for (w, chunk) in body.chunks_exact_mut(8).enumerate() {
             chunk.copy_from_slice(&Self::word(seed, w).to_le_bytes());
+        }
+    }
+
+    /// Writes this page's content of `kind`: [`ContentKind::Random`] is
+    /// the self-describing pattern above; the others are
+    /// `swap::content`'s pages, keyed by a hash of the identity.
+    pub fn fill_as(self, kind: ContentKind, page: &mut [u8; PAGE_BYTES]) {
+        match kind {
+            ContentKind::Random => self.fill(page),
+            k => content::fill(k, self.seed(), page),
+        }
+    }
+
+    /// Whether `page` holds exactly this page's content of `kind`.
+    pub fn verify_as(self, kind: ContentKind, page: &[u8; PAGE_BYTES]) -> bool {
+        match kind {
+            ContentKind::Random => self.verify(page),
+            k => content::verify(k, self.seed(), page),
         }
     }
 

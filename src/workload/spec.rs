@@ -12,6 +12,8 @@
 //!         | "free:" size           verify and release the most recently reserved
 //!         | "free:all"             size (LIFO), or everything
 //!         | "idle:" dur            wait dur
+//!         | "content:" kind        what later alloc: phases' pages hold:
+//!                                  zero | random | text | mixed (the default)
 //!         | "repeat" [":" count]   only as the last phase: run the list again,
 //!                                  forever, or count times in all (count >= 1)
 //! size    = digits ("K" | "M" | "G")   KiB (a multiple of 4), MiB, GiB; > 0
@@ -30,6 +32,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::mm::PAGE_SIZE;
+pub use crate::swap::content::ContentKind;
 
 /// Longest accepted spec, bytes.
 pub const MAX_SPEC_LEN: usize = 1024;
@@ -83,6 +86,8 @@ pub enum Phase {
         /// Duration, ns.
         duration_ns: u64,
     },
+    /// Pages reserved from now on hold this kind of content.
+    Content(ContentKind),
 }
 
 impl Phase {
@@ -95,6 +100,7 @@ impl Phase {
             Phase::Hold { .. } => "hold",
             Phase::Free(_) => "free",
             Phase::Idle { .. } => "idle",
+            Phase::Content(_) => "content",
         }
     }
 }
@@ -301,6 +307,10 @@ fn parse_item(s: &str) -> Result<Item, ParseErrorKind> {
                 FreeAmount::Pages(parse_size_pages(a)?)
             }))
         }
+        "content" => Item::Phase(Phase::Content(
+            ContentKind::from_name(arg.ok_or(ParseErrorKind::BadArgument)?)
+                .ok_or(ParseErrorKind::BadArgument)?,
+        )),
         "repeat" => Item::Repeat(match arg {
             None => Repeat::Forever,
             Some(c) => match parse_digits(c)? {
@@ -420,6 +430,20 @@ mod tests {
     fn err(s: &str) -> (usize, ParseErrorKind) {
         let e = Spec::parse(s).unwrap_err();
         (e.phase, e.kind)
+    }
+
+    #[test]
+    fn content_kinds() {
+        let s = Spec::parse("content:text,alloc:4M,content:zero,alloc:4K").unwrap();
+        assert_eq!(s.phases[0], Phase::Content(ContentKind::Text));
+        assert_eq!(s.phases[2], Phase::Content(ContentKind::Zero));
+        for bad in ["content:", "content", "content:Mixed", "content:mixed2"] {
+            assert_eq!(
+                Spec::parse(bad).unwrap_err().kind,
+                ParseErrorKind::BadArgument,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -1,63 +1,15 @@
-//! Adapters between the policy modules' traits and the loop's parts: the
-//! workload's pages, timed reservation calls, and a store that skips
-//! unchanged writes.
+//! Adapters between the policy modules' traits and the loop's parts:
+//! timed reservation calls, and a store that skips unchanged writes. (The
+//! workload's pages are `pager::PagedSource`.)
 
 use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
-use crate::mm::direct::PhysPages;
-use crate::mm::frame::FrameAllocator;
 use crate::mm::Pfn;
-use crate::workload::engine::{MapError, PageSource};
-use crate::workload::pattern::PAGE_BYTES;
 use crate::xen::errno::Errno;
 use crate::xen::ops::{Clock, MemoryOps};
 use crate::xen::xenstore::{Store, XsError};
-
-/// The workload's frames: allocated from the allocator, reached through
-/// the page access (which checks that each is allocated).
-pub struct WorkloadPages<'a, 'f, P: PhysPages> {
-    pub frames: &'a mut FrameAllocator<'f>,
-    pub pages: &'a mut P,
-}
-
-impl<P: PhysPages> WorkloadPages<'_, '_, P> {
-    /// The bytes of a frame the workload holds.
-    fn page(&mut self, pfn: Pfn) -> Result<&mut [u8; PAGE_BYTES], MapError> {
-        self.pages.page_mut(self.frames, pfn).map_err(|_| MapError)
-    }
-}
-
-impl<P: PhysPages> PageSource for WorkloadPages<'_, '_, P> {
-    fn alloc_frame(&mut self) -> Option<Pfn> {
-        self.frames.alloc()
-    }
-
-    fn write_frame(
-        &mut self,
-        pfn: Pfn,
-        f: &mut dyn FnMut(&mut [u8; PAGE_BYTES]),
-    ) -> Result<(), MapError> {
-        f(self.page(pfn)?);
-        Ok(())
-    }
-
-    fn read_frame(
-        &mut self,
-        pfn: Pfn,
-        f: &mut dyn FnMut(&[u8; PAGE_BYTES]),
-    ) -> Result<(), MapError> {
-        f(self.page(pfn)?);
-        Ok(())
-    }
-
-    fn free_frame(&mut self, pfn: Pfn) {
-        if let Err(e) = self.frames.free(pfn) {
-            log::error!("workload freed frame {pfn:#x}: {e}");
-        }
-    }
-}
 
 /// Measures the time spent inside reservation hypercalls, to compare with
 /// the guest-side time of a whole balloon step.

@@ -6,6 +6,8 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 use crate::mm::direct::PhysPages;
+use crate::mm::vm::{Mmu, RegionAccess};
+use crate::pager::SwapDevice;
 use crate::xen::ops::{Clock, MemoryOps};
 use crate::xen::xenstore::client::{Waiter, XenstoreClient};
 use crate::xen::xenstore::ring::RingPage;
@@ -50,7 +52,7 @@ impl<R: RingPage, W: Waiter> WatchStore for XenstoreClient<R, W> {
     }
 }
 
-/// The four things the loop is generic over.
+/// The things the loop is generic over.
 pub trait Env {
     /// Reservation hypercalls on our own domain.
     type Mem: MemoryOps;
@@ -60,4 +62,30 @@ pub trait Env {
     type Store: WatchStore;
     /// Monotonic time.
     type Clock: Clock;
+    /// The pageable region's page tables (the pager's handle).
+    type Mmu: Mmu;
+    /// The workload's access to the region (copies that may fault).
+    type Access: RegionAccess;
+    /// Frontswap.
+    type Swap: SwapDevice;
+}
+
+/// The demand-paging parts the loop runs the workload on.
+pub struct Paging<E: Env> {
+    /// The region's page tables.
+    pub mmu: E::Mmu,
+    /// The workload's access to the region.
+    pub access: E::Access,
+    /// Frontswap over its backend.
+    pub swap: E::Swap,
+    /// Frames kept free for faults.
+    pub watermark_pages: u64,
+}
+
+impl<E: Env> core::fmt::Debug for Paging<E> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Paging")
+            .field("watermark_pages", &self.watermark_pages)
+            .finish_non_exhaustive()
+    }
 }

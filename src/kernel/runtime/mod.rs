@@ -28,11 +28,15 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::num::NonZeroU32;
 
-pub use env::{Env, WatchStore};
+pub use env::{Env, Paging, WatchStore};
 
 use crate::balloon::{Balloon, BalloonConfig, ZeroScrubber};
+use crate::mm::direct::{Page, PAGE_BYTES};
 use crate::mm::frame::FrameAllocator;
+use crate::mm::vm::Mmu;
 use crate::mm::{pages_to_kib, PAGE_SIZE};
+use crate::pager::{Pager, SwapDevice};
+use alloc::boxed::Box;
 use crate::parse::untrusted;
 use crate::selfballoon::controller::Controller;
 use crate::selfballoon::mode::Mode;
@@ -64,6 +68,8 @@ pub struct Config {
     pub scrub: Option<bool>,
     /// `selfballooning` / `noselfballooning` (default on).
     pub selfballooning: Option<bool>,
+    /// `selfshrink` / `noselfshrink` (default on).
+    pub selfshrinking: Option<bool>,
     /// `selfballoon_mode=`.
     pub mode: Option<Mode>,
     /// `workload=`.
@@ -120,6 +126,14 @@ pub struct LoopCounters {
     pub alloc_stall_pages_since_tick: u64,
     /// Workload allocations that had to wait for frames, in all.
     pub alloc_stalls: u64,
+    /// Pages the pager brought in when the controller last ticked (to
+    /// measure page-ins per tick).
+    pub pageins_at_tick: u64,
+    /// Pages paged out to meet a target.
+    pub reclaimed_for_target: u64,
+    /// Turns on which a target could not be met: nothing more could be
+    /// paged out (the floor).
+    pub target_unreachable_turns: u64,
 }
 
 /// The state of normal operation.
@@ -145,6 +159,17 @@ pub struct Runtime<'f, E: Env> {
     counters: LoopCounters,
     /// The `memory/target` value last applied (or rejected).
     target_seen: Option<String>,
+    pager: Pager,
+    mmu: E::Mmu,
+    access: E::Access,
+    swap: E::Swap,
+    /// A workload page between the region and the engine.
+    page_buf: Box<Page>,
+    /// The lowest size reached when a target could not be met (pages),
+    /// `None` while every target is met.
+    swap_floor_pages: Option<u64>,
+    /// The pool limit last applied (frames).
+    pool_max_frames: u64,
 }
 
 impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
@@ -182,6 +207,7 @@ impl<'f, E: Env> Runtime<'f, E> {
         store: Option<E::Store>,
         clock: E::Clock,
         mut frames: FrameAllocator<'f>,
+        paging: Paging<E>,
     ) -> Self {
         let mut bc = BalloonConfig::default();
         if let Some(f) = config.balloon_floor_pages {
@@ -214,11 +240,16 @@ impl<'f, E: Env> Runtime<'f, E> {
             .populated_pages()
             .saturating_sub(config.kernel_pages);
         let mut tunables = Tunables::new(config.selfballooning.unwrap_or(true));
+        // The seed: self-shrinking on whenever frontswap is there, unless
+        // `noselfshrink`.
+        tunables.frontswap_selfshrinking = config.selfshrinking.unwrap_or(true);
         tunables.set_guest_max_pages(config.max_pfn);
         if let Some(m) = config.mode {
             tunables.mode = m;
         }
         let controller = Controller::new(tunables);
+        balloon.set_keep_free_pages(paging.watermark_pages);
+        let pager = Pager::new(paging.mmu.pages(), paging.watermark_pages);
         let engine = config.workload.as_deref().and_then(parse_workload);
         if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
             log::info!("workload: {}", untrusted(spec));
@@ -247,8 +278,16 @@ impl<'f, E: Env> Runtime<'f, E> {
             timing: BalloonTiming::default(),
             counters: LoopCounters::default(),
             target_seen: None,
+            pager,
+            mmu: paging.mmu,
+            access: paging.access,
+            swap: paging.swap,
+            page_buf: Box::new([0; PAGE_BYTES]),
+            swap_floor_pages: None,
+            pool_max_frames: 0,
         };
-        if rt.controller.tunables().selfballooning {
+        rt.apply_pool_limit();
+        if rt.controller.tunables().timer_wanted() {
             let now = Clock::now_ns(&rt.clock);
             rt.due.tick_ns = Some(now.saturating_add(rt.interval_ns()));
         }
@@ -256,11 +295,20 @@ impl<'f, E: Env> Runtime<'f, E> {
             rt.init_store();
         }
         log::info!(
-            "runtime: {} frames, floor {} KiB, selfballooning {}, mode {}",
+            "runtime: {} frames, floor {} KiB, selfballooning {}, selfshrinking {}, mode {}",
             rt.frames.counts().total_pages,
             pages_to_kib(rt.balloon.floor_pages()),
             rt.controller.tunables().selfballooning,
+            rt.controller.tunables().frontswap_selfshrinking,
             rt.controller.tunables().mode.name()
+        );
+        log::info!(
+            "swap: backend {}, pageable region {} pages, watermark {} frames, pool limit {} frames ({}%)",
+            SwapDevice::backend(&rt.swap),
+            rt.pager.pages(),
+            rt.pager.watermark_pages(),
+            rt.pool_max_frames,
+            rt.controller.tunables().zpool_max_percent
         );
         rt
     }
@@ -272,6 +320,7 @@ impl<'f, E: Env> Runtime<'f, E> {
         self.counters.turns = self.counters.turns.saturating_add(1);
         self.poll_store(now);
         self.recheck_target(now);
+        self.apply_pool_limit();
         self.run_engine(now);
         self.run_tick(now);
         self.run_balloon(now);
@@ -333,6 +382,27 @@ impl<'f, E: Env> Runtime<'f, E> {
     /// The workload, if one runs.
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
+    }
+
+    /// The pager.
+    pub fn pager(&self) -> &Pager {
+        &self.pager
+    }
+
+    /// Frontswap.
+    pub fn swap(&self) -> &E::Swap {
+        &self.swap
+    }
+
+    /// Sets the pool's frame limit from `zpool_max_percent` of RAM, if it
+    /// changed.
+    fn apply_pool_limit(&mut self) {
+        let pct = u64::from(self.controller.tunables().zpool_max_percent);
+        let frames = self.frames.counts().total_pages.saturating_mul(pct) / 100;
+        if frames != self.pool_max_frames {
+            self.swap.set_pool_max_frames(frames);
+            self.pool_max_frames = frames;
+        }
     }
 
     /// Committed memory in pages: what the workload reserved, the heap and

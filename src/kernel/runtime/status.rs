@@ -11,6 +11,7 @@ use super::{Env, Runtime, WatchStore};
 use crate::arch::x86_64::trap;
 use crate::balloon;
 use crate::mm::pages_to_kib;
+use crate::pager::SwapDevice;
 use crate::parse::untrusted;
 use crate::xen::events;
 use crate::xen::ops::Clock;
@@ -84,6 +85,7 @@ impl<E: Env> Runtime<'_, E> {
         ] {
             extra.push((key, value.to_string()));
         }
+        extra.extend(self.swap_status());
         if let Some(e) = self.engine.as_ref() {
             let s = e.status();
             extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));
@@ -105,6 +107,42 @@ impl<E: Env> Runtime<'_, E> {
             ));
         }
         extra
+    }
+
+    /// The swap tier's keys: frontswap, the pool, the pager's counters,
+    /// and the floor when a target is out of reach.
+    pub(super) fn swap_status(&self) -> Vec<(&'static str, String)> {
+        let f = SwapDevice::figures(&self.swap);
+        let p = self.pager.stats();
+        let c = self.pager.counts();
+        let mut v: Vec<(&'static str, String)> = alloc::vec![
+            ("data/selfballoon/swap_backend", SwapDevice::backend(&self.swap).to_string()),
+            ("data/selfballoon/frontswap_pages", f.pages.to_string()),
+            ("data/selfballoon/zpool_bytes", f.pool_bytes.to_string()),
+            ("data/selfballoon/zpool_frames", f.pool_frames.to_string()),
+            (
+                "data/selfballoon/zpool_ratio_pct",
+                f.pool_ratio_pct.unwrap_or(0).to_string()
+            ),
+            ("data/selfballoon/zpool_max_frames", f.pool_max_frames.to_string()),
+            ("data/selfballoon/pageouts", p.pageouts.to_string()),
+            ("data/selfballoon/pageins", p.pageins.to_string()),
+            ("data/selfballoon/page_faults", p.page_faults.to_string()),
+            ("data/selfballoon/swap_refused", p.swap_refused.to_string()),
+            ("data/selfballoon/swap_lost", (p.lost_pages + f.lost).to_string()),
+            ("data/selfballoon/resident_pages", c.resident_pages.to_string()),
+            (
+                "data/selfballoon/unswappable_pages",
+                c.refused_pages.to_string()
+            ),
+        ];
+        v.push((
+            "data/selfballoon/swap_floor",
+            self.swap_floor_pages
+                .map_or(0, pages_to_kib)
+                .to_string(),
+        ));
+        v
     }
 
     /// Writes the status; values unchanged since the last write cost
@@ -195,5 +233,12 @@ impl<E: Env> Runtime<'_, E> {
         if let Some(e) = self.engine.as_ref() {
             log::info!("debug: workload {:?}", e.status());
         }
+        log::info!(
+            "debug: pager {:?} {:?} swap {:?} floor {:?}",
+            self.pager.counts(),
+            self.pager.stats(),
+            SwapDevice::figures(&self.swap),
+            self.swap_floor_pages
+        );
     }
 }
