@@ -349,13 +349,11 @@ mod tests {
     fn last_valid_occurrence_wins() {
         let p = parse("selfballooning noselfballooning scrub=0 scrub=1 scrub=x");
         assert_eq!(p.args.selfballooning, Some(false));
-        let p = parse("noselfshrink");
-        assert_eq!(p.args.selfshrink, Some(false));
-        let p = parse("noselfshrink selfshrink");
-        assert_eq!(p.args.selfshrink, Some(true));
-        assert!(!parse("noselfshrink=1").errors.is_empty());
         assert_eq!(p.args.scrub, Some(true));
         assert_eq!(p.errors.len(), 1);
+        assert_eq!(parse("noselfshrink").args.selfshrink, Some(false));
+        assert_eq!(parse("noselfshrink selfshrink").args.selfshrink, Some(true));
+        assert!(!parse("noselfshrink=1").errors.is_empty());
     }
 
     #[test]

@@ -133,6 +133,8 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
                     s.op_s
                 }
                 Phase::Touch(_) => s.op_s,
+                // Takes no time in the guest (a setting for later allocs).
+                Phase::Content(_) => 0,
                 Phase::Hold { duration_ns } | Phase::Idle { duration_ns } => {
                     duration_ns / 1_000_000_000
                 }

@@ -73,7 +73,11 @@ pub fn run(k: Kernel) -> ! {
         // memory, counted in `heap_pages`: they stay in totalram, as
         // Linux's slab does, so that the controller does not count them
         // twice.
-        kernel_pages: k.frames.counts().reserved_pages.saturating_sub(k.heap_pages),
+        kernel_pages: k
+            .frames
+            .counts()
+            .reserved_pages
+            .saturating_sub(k.heap_pages),
         heap_pages: heap_bytes_to_pages(k.heap.stats().size_bytes),
         page_table_pages: BOOT_PAGE_TABLE_PAGES + k.tables.table_pages(),
         max_pfn: k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0),

@@ -103,7 +103,6 @@ fn with_ctx<T>(
     });
     let access = &mut rig.access;
     let r = with_fault_handler(&shared, || f(&shared, access));
-    drop(shared);
     rig.fa.check_invariants().unwrap();
     r
 }

@@ -29,6 +29,8 @@ struct Entry {
 struct State {
     pages: u64,
     entries: BTreeMap<Vpn, Entry>,
+    /// Which page maps each frame (a frame is never mapped twice).
+    mapped_frames: BTreeMap<Pfn, Vpn>,
     ram: BTreeMap<Pfn, Box<Page>>,
     faults: u64,
     invalidations: u64,
@@ -116,8 +118,8 @@ impl Mmu for FakeMmu {
         if s.entries.contains_key(&vpn) {
             return Err(MmuError::AlreadyMapped(vpn));
         }
-        if s.entries.values().any(|e| e.pfn == pfn) {
-            panic!("frame {pfn:#x} mapped twice");
+        if let Some(other) = s.mapped_frames.insert(pfn, vpn) {
+            panic!("frame {pfn:#x} mapped twice (at {other:#x} and {vpn:#x})");
         }
         s.entries.insert(
             vpn,
@@ -135,6 +137,7 @@ impl Mmu for FakeMmu {
         let mut s = self.0.borrow_mut();
         s.check(vpn)?;
         let e = s.entries.remove(&vpn).ok_or(MmuError::NotMapped(vpn))?;
+        s.mapped_frames.remove(&e.pfn);
         s.invalidations += 1;
         Ok(Unmapped {
             pfn: e.pfn,

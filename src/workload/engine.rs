@@ -728,7 +728,10 @@ mod tests {
     #[test]
     fn retouch_bumps_generation_and_verifies() {
         let mut src = FakeSource::new(1000);
-        let mut e = engine("content:random,alloc:8K,touch:seq,touch:seq,touch:seq", 1000);
+        let mut e = engine(
+            "content:random,alloc:8K,touch:seq,touch:seq,touch:seq",
+            1000,
+        );
         assert_eq!(run(&mut e, 0, &mut src), StepOutcome::Done);
         let s = e.status();
         assert_eq!((s.written_pages, s.verified_pages, s.mismatches), (6, 4, 0));
@@ -742,9 +745,18 @@ mod tests {
     fn every_content_kind_verifies_and_mixed_is_the_default() {
         for (spec, kind) in [
             ("alloc:400K,touch:seq,touch:seq", ContentKind::Mixed),
-            ("content:zero,alloc:400K,touch:seq,touch:seq", ContentKind::Zero),
-            ("content:text,alloc:400K,touch:seq,touch:seq", ContentKind::Text),
-            ("content:random,alloc:400K,touch:seq,touch:seq", ContentKind::Random),
+            (
+                "content:zero,alloc:400K,touch:seq,touch:seq",
+                ContentKind::Zero,
+            ),
+            (
+                "content:text,alloc:400K,touch:seq,touch:seq",
+                ContentKind::Text,
+            ),
+            (
+                "content:random,alloc:400K,touch:seq,touch:seq",
+                ContentKind::Random,
+            ),
         ] {
             let mut src = FakeSource::new(1000);
             let mut e = engine(spec, 1000);

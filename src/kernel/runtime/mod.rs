@@ -36,7 +36,6 @@ use crate::mm::frame::FrameAllocator;
 use crate::mm::vm::Mmu;
 use crate::mm::{pages_to_kib, PAGE_SIZE};
 use crate::pager::{Pager, SwapDevice};
-use alloc::boxed::Box;
 use crate::parse::untrusted;
 use crate::selfballoon::controller::Controller;
 use crate::selfballoon::mode::Mode;
@@ -45,6 +44,7 @@ use crate::selfballoon::xs::XsGlue;
 use crate::workload::engine::Engine;
 use crate::workload::spec::Spec;
 use crate::xen::ops::{Clock, MemoryOps};
+use alloc::boxed::Box;
 
 pub(crate) const NS_PER_S: u64 = 1_000_000_000;
 /// Status is republished at least this often even when nothing ticks.

@@ -116,7 +116,10 @@ impl<E: Env> Runtime<'_, E> {
         let p = self.pager.stats();
         let c = self.pager.counts();
         let mut v: Vec<(&'static str, String)> = alloc::vec![
-            ("data/selfballoon/swap_backend", SwapDevice::backend(&self.swap).to_string()),
+            (
+                "data/selfballoon/swap_backend",
+                SwapDevice::backend(&self.swap).to_string()
+            ),
             ("data/selfballoon/frontswap_pages", f.pages.to_string()),
             ("data/selfballoon/zpool_bytes", f.pool_bytes.to_string()),
             ("data/selfballoon/zpool_frames", f.pool_frames.to_string()),
@@ -124,13 +127,22 @@ impl<E: Env> Runtime<'_, E> {
                 "data/selfballoon/zpool_ratio_pct",
                 f.pool_ratio_pct.unwrap_or(0).to_string()
             ),
-            ("data/selfballoon/zpool_max_frames", f.pool_max_frames.to_string()),
+            (
+                "data/selfballoon/zpool_max_frames",
+                f.pool_max_frames.to_string()
+            ),
             ("data/selfballoon/pageouts", p.pageouts.to_string()),
             ("data/selfballoon/pageins", p.pageins.to_string()),
             ("data/selfballoon/page_faults", p.page_faults.to_string()),
             ("data/selfballoon/swap_refused", p.swap_refused.to_string()),
-            ("data/selfballoon/swap_lost", (p.lost_pages + f.lost).to_string()),
-            ("data/selfballoon/resident_pages", c.resident_pages.to_string()),
+            (
+                "data/selfballoon/swap_lost",
+                (p.lost_pages + f.lost).to_string()
+            ),
+            (
+                "data/selfballoon/resident_pages",
+                c.resident_pages.to_string()
+            ),
             (
                 "data/selfballoon/unswappable_pages",
                 c.refused_pages.to_string()
@@ -138,9 +150,7 @@ impl<E: Env> Runtime<'_, E> {
         ];
         v.push((
             "data/selfballoon/swap_floor",
-            self.swap_floor_pages
-                .map_or(0, pages_to_kib)
-                .to_string(),
+            self.swap_floor_pages.map_or(0, pages_to_kib).to_string(),
         ));
         v
     }

@@ -287,7 +287,7 @@ fn store_errors_leave_state_unchanged() {
 fn a_vanished_store_stops_nothing_else() {
     let mut m = meta();
     let config = Config {
-        workload: Some(String::from("alloc:2M,touch:seq,hold:1s,repeat")),
+        workload: Some(String::from("alloc:2M,touch:seq,hold:1s,free:all,repeat")),
         ..no_selfballoon()
     };
     let mut r = rig(&mut m, config, Some(store()));
@@ -429,7 +429,10 @@ fn a_tunable_change_between_ticks_rearms_the_timer() {
     r.store()
         .dom0_write("memory/selfballoon/selfballooning", "0");
     r.run_s(5);
-    assert!(r.rt.controller().ticks() > t0 + 1, "self-shrinking still ticks");
+    assert!(
+        r.rt.controller().ticks() > t0 + 1,
+        "self-shrinking still ticks"
+    );
     r.store()
         .dom0_write("memory/selfballoon/frontswap_selfshrinking", "0");
     r.run_s(1);
@@ -493,7 +496,11 @@ fn workload_pages_live_in_the_pageable_region() {
     assert_eq!(s.map_errors, 0);
     // Faulted in on first touch, through the region; nothing through the
     // direct map.
-    assert!(r.rt.pager().stats().page_faults >= 1024, "{:?}", r.rt.pager().stats());
+    assert!(
+        r.rt.pager().stats().page_faults >= 1024,
+        "{:?}",
+        r.rt.pager().stats()
+    );
     assert!(r.rt.pages.pages.is_empty());
     // Freed at the end of each pass: no page held, no frame mapped.
     r.run_s(5);
@@ -512,4 +519,100 @@ fn dom0_values_are_shown_sanitised() {
     let s = alloc::format!("{}", crate::parse::untrusted(&v));
     assert!(s.len() <= crate::parse::LOG_MAX_BYTES + 3);
     assert!(!s.chars().any(char::is_control));
+}
+
+/// The swap tier end to end on the fakes: a workload that committed more
+/// than the toolstack allows pages out and keeps verifying; a target far
+/// below what compression can reach stops at a published floor; when the
+/// target goes back up, self-shrinking brings the pages back in the
+/// seed's inertia/hysteresis shape.
+#[test]
+fn swap_follows_the_target_loses_nothing_and_shrinks_like_the_seed() {
+    let mut m = meta();
+    let config = Config {
+        workload: Some(String::from(
+            "alloc:24M,touch:seq,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,\
+             touch:ws=20%,idle:1s,touch:ws=20%,idle:1s,touch:ws=20%,idle:1s",
+        )),
+        selfballooning: Some(false),
+        mode: Some(Mode::Seed2011),
+        ..Config::default()
+    };
+    let mut r = rig(&mut m, config, Some(store()));
+    r.run_s(5);
+    assert!(
+        r.rt.pager().counts().resident_pages >= 6000,
+        "{:?} {:?} {:?} {:?}",
+        r.rt.pager().counts(),
+        r.rt.pager().stats(),
+        r.rt.engine().unwrap().status(),
+        r.rt.frames().counts()
+    );
+    // 32 MiB guest, 24 MiB of mixed pages: mem-set to 20 MiB.
+    let target_kib = 20 * 1024;
+    r.store()
+        .dom0_write("memory/target", &target_kib.to_string());
+    r.run_s(30);
+    let keys: Vec<String> = r.store().nodes.keys().cloned().collect();
+    let current_kib: u64 = r
+        .status("current")
+        .unwrap_or_else(|| panic!("{keys:?} {:?}", r.rt.counters()))
+        .parse()
+        .unwrap();
+    assert!(
+        current_kib <= target_kib,
+        "at the target: {current_kib} {:?} {:?} {:?} {:?}",
+        r.rt.pager().stats(),
+        r.rt.counters(),
+        r.rt.balloon().status(r.rt.frames().counts()),
+        r.rt.frames().counts()
+    );
+    let out: u64 = r.status("frontswap_pages").unwrap().parse().unwrap();
+    assert!(out > 1000, "pages went to frontswap: {out}");
+    assert_eq!(r.status("swap_backend").as_deref(), Some("zpool"));
+    assert_eq!(r.status("swap_floor").as_deref(), Some("0"));
+    let zf: u64 = r.status("zpool_frames").unwrap().parse().unwrap();
+    assert!(zf > 0 && zf * 2 < out, "compressed: {zf} frames for {out}");
+    let s = r.rt.engine().unwrap().status();
+    assert_eq!((s.mismatches, s.map_errors), (0, 0));
+    assert!(s.verified_pages > 6000);
+
+    // Far lower: the floor is what compression can reach.
+    r.store().dom0_write("memory/target", "4096");
+    r.run_s(30);
+    let floor: u64 = r.status("swap_floor").unwrap().parse().unwrap();
+    let current_kib: u64 = r.status("current").unwrap().parse().unwrap();
+    assert!(
+        floor > 4096 && floor == current_kib,
+        "floor {floor} at {current_kib}"
+    );
+    let s = r.rt.engine().unwrap().status();
+    assert_eq!((s.mismatches, s.map_errors), (0, 0));
+
+    // Back up: nothing pushes pages out, self-shrinking brings them back,
+    // 1/20 per tick (hysteresis 20).
+    r.store()
+        .dom0_write("memory/target", &(FRAMES * 4).to_string());
+    r.run_s(1);
+    let mut samples = Vec::new();
+    for _ in 0..12 {
+        r.run_s(5);
+        samples.push(r.rt.swap().curr_pages());
+    }
+    // The inertia counted down while the count stood still at the floor
+    // (the seed counts ticks since frontswap last grew), so the seed
+    // (2011) shrinks on every tick now, to cur - cur/20.
+    assert!(samples[0] > 1000, "{samples:?}");
+    for w in samples.windows(2) {
+        assert_eq!(w[1], w[0] - w[0] / 20, "hysteresis 20: {samples:?}");
+    }
+    let s = r.rt.engine().unwrap().status();
+    assert_eq!((s.mismatches, s.map_errors), (0, 0));
+    r.check();
 }
