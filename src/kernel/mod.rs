@@ -9,6 +9,7 @@ pub mod run;
 pub mod runtime;
 pub mod selftest;
 pub mod store;
+pub mod swapcheck;
 
 use alloc::string::String;
 

@@ -60,6 +60,13 @@ impl Report {
     }
 }
 
+fn outcome(r: Result<String, String>) -> Outcome {
+    match r {
+        Ok(d) => Outcome::Pass(d),
+        Err(d) => Outcome::Fail(d),
+    }
+}
+
 fn check(cond: bool, pass: String, fail: String) -> Outcome {
     if cond {
         Outcome::Pass(pass)
@@ -89,6 +96,8 @@ pub fn run(k: &mut Kernel) -> TestResult {
     r.record("sse", sse());
     r.record("heap", heap(k));
     r.record("frames", frames(k));
+    r.record("paging", outcome(super::swapcheck::paging(k)));
+    r.record("frontswap", outcome(super::swapcheck::frontswap(k)));
     let xen = k.xen.is_some();
     let no_xen = "no hypervisor";
     r.record(
