@@ -174,8 +174,9 @@ pub fn init_paging(
 /// code).
 fn page_fault(frame: &crate::arch::x86_64::trap::TrapFrame, cr2: u64) -> bool {
     use crate::mm::fault::{deliver, Fault, Resolution};
+    let addr = crate::mm::paging::fault_address(cr2);
     match deliver(Fault {
-        addr: cr2,
+        addr,
         error_code: frame.error_code,
     }) {
         Resolution::Resolved => true,
@@ -183,7 +184,7 @@ fn page_fault(frame: &crate::arch::x86_64::trap::TrapFrame, cr2: u64) -> bool {
         r => {
             // Fatal next; the region is never touched with the console
             // lock held, so logging here cannot deadlock.
-            log::error!("page fault at {cr2:#x} not resolved: {r:?}");
+            log::error!("page fault at {addr:#x} (cr2 {cr2:#x}) not resolved: {r:?}");
             false
         }
     }

@@ -105,10 +105,17 @@ pub fn paging(k: &mut Kernel) -> Result<String, String> {
         if (s.page_faults, s.pageouts, s.pageins) != (2, 1, 1) {
             return Err(format!("counters {s:?}"));
         }
+        let fixups = crate::mm::paging::CR2_FIXUPS.load(core::sync::atomic::Ordering::Relaxed);
         Ok(format!(
-            "#PF at {:#x} mapped frame {pfn:#x}; paged out and back in (frame {:#x}), contents verified",
+            "#PF at {:#x} mapped frame {pfn:#x}; paged out and back in (frame {:#x}), \
+             contents verified{}",
             crate::mm::vm::vpn_address(vpn),
-            again.unwrap_or(0)
+            again.unwrap_or(0),
+            if fixups > 0 {
+                format!(" (CR2 read 0 in {fixups} faults: the emulator's; address from the copy)")
+            } else {
+                String::new()
+            }
         ))
     });
     swap.compact(&mut k.frames);

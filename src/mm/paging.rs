@@ -37,6 +37,7 @@
 //! races another.
 
 use core::ptr;
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use x86_64::instructions::tlb;
 use x86_64::registers::control::{Cr3, Cr3Flags};
@@ -323,6 +324,54 @@ impl Mmu for RegionTables {
     }
 }
 
+/// The page of the region a [`VirtAccess`] copy is touching now (its
+/// address), 0 when none.
+///
+/// Under QEMU's emulation of nested SVM our guest's `#PF` arrives with
+/// CR2 = 0 (measured with QEMU 10.0 TCG and Xen 4.17: `crash=pf` reading
+/// 8 GiB reports cr2=0x200000000 on bare QEMU, cr2=0x0 as Xen's dom0). A
+/// fault that reports CR2 = 0 while a copy into or out of the region is in
+/// progress is that copy's fault: the copy touches only its region page
+/// and a heap buffer, which is always mapped. The `#PF` hook uses this to
+/// find the page ([`fault_address`]); a real access to page 0 elsewhere
+/// stays fatal.
+static ACCESS_IN_PROGRESS: AtomicU64 = AtomicU64::new(0);
+
+/// Faults whose address came from [`ACCESS_IN_PROGRESS`] because CR2 read
+/// 0 (the emulator's defect), for the status.
+pub static CR2_FIXUPS: AtomicU64 = AtomicU64::new(0);
+
+/// The address a fault is for: CR2, unless it reads 0 while a region copy
+/// is in progress (see [`ACCESS_IN_PROGRESS`]).
+pub fn fault_address(cr2: u64) -> u64 {
+    if cr2 != 0 {
+        return cr2;
+    }
+    match ACCESS_IN_PROGRESS.load(Ordering::Acquire) {
+        0 => 0,
+        a => {
+            CR2_FIXUPS.fetch_add(1, Ordering::Relaxed);
+            a
+        }
+    }
+}
+
+/// Marks a region copy in progress for as long as it lives.
+struct InProgress;
+
+impl InProgress {
+    fn new(vpn: Vpn) -> Self {
+        ACCESS_IN_PROGRESS.store(vpn_address(vpn), Ordering::Release);
+        InProgress
+    }
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        ACCESS_IN_PROGRESS.store(0, Ordering::Release);
+    }
+}
+
 /// The workload's access to the region through its virtual addresses.
 /// A copy from or to a page that is not mapped takes a page fault, which
 /// the pager lent by `mm::fault::with_fault_handler` resolves before the
@@ -340,6 +389,7 @@ impl RegionAccess for VirtAccess {
             return Err(MmuError::OutOfRegion(vpn));
         }
         let src = vpn_address(vpn) as *const u8;
+        let _marked = InProgress::new(vpn);
         // SAFETY: the address lies in the region, which is mapped by our
         // active tables: either present (a `Paged` frame) or not present,
         // in which case the CPU faults and the pager maps the page with its
@@ -354,6 +404,7 @@ impl RegionAccess for VirtAccess {
             return Err(MmuError::OutOfRegion(vpn));
         }
         let dst = vpn_address(vpn) as *mut u8;
+        let _marked = InProgress::new(vpn);
         // SAFETY: as in `load`.
         unsafe { ptr::copy_nonoverlapping(data.as_ptr(), dst, PAGE_BYTES) };
         Ok(())

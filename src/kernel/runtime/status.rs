@@ -147,6 +147,12 @@ impl<E: Env> Runtime<'_, E> {
                 "data/selfballoon/unswappable_pages",
                 c.refused_pages.to_string()
             ),
+            (
+                "data/selfballoon/cr2_fixups",
+                crate::mm::paging::CR2_FIXUPS
+                    .load(Ordering::Relaxed)
+                    .to_string()
+            ),
         ];
         v.push((
             "data/selfballoon/swap_floor",
