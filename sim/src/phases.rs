@@ -109,7 +109,8 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
         }
     };
     for pass in 1..=passes {
-        for (index, ph) in parsed.phases.iter().enumerate() {
+        let from = if pass == 1 { 0 } else { parsed.repeat_from };
+        for (index, ph) in parsed.phases.iter().enumerate().skip(from) {
             let dur = match *ph {
                 Phase::Alloc { pages } => {
                     reserved = reserved.saturating_add(pages);

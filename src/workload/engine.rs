@@ -224,7 +224,10 @@ impl Engine {
                 Repeat::Forever => true,
             };
             if again {
-                self.phase = 0;
+                self.phase = self
+                    .spec
+                    .repeat_from
+                    .min(self.spec.phases.len().saturating_sub(1));
                 self.pass = self.pass.saturating_add(1);
             } else {
                 self.done = true;
@@ -719,6 +722,7 @@ mod tests {
             Spec {
                 phases: Vec::new(),
                 repeat: Repeat::Forever,
+                repeat_from: 0,
             },
             NonZeroU32::new(1).unwrap(),
         );
@@ -739,6 +743,20 @@ mod tests {
         for f in src.frames.values() {
             assert_eq!(&f[16..20], &2u32.to_le_bytes());
         }
+    }
+
+    #[test]
+    fn repeat_from_loops_without_allocating_again() {
+        let mut src = FakeSource::new(1000);
+        let mut e = engine("alloc:40K,touch:seq,touch:ws=50%,idle:1s,repeat:4@2", 1000);
+        let mut now = 0;
+        while run(&mut e, now, &mut src) != StepOutcome::Done {
+            now += 2_000_000_000;
+        }
+        let s = e.status();
+        assert_eq!(s.reserved_pages, 10, "allocated once");
+        assert_eq!(s.pass, 3);
+        assert_eq!(s.mismatches, 0);
     }
 
     #[test]

@@ -14,8 +14,12 @@
 //!         | "idle:" dur            wait dur
 //!         | "content:" kind        what later alloc: phases' pages hold:
 //!                                  zero | random | text | mixed (the default)
-//!         | "repeat" [":" count]   only as the last phase: run the list again,
-//!                                  forever, or count times in all (count >= 1)
+//!         | "repeat" [":" count] ["@" from]
+//!                                  only as the last phase: run the list again,
+//!                                  forever, or count times in all (count >= 1);
+//!                                  with "@" from, passes after the first start
+//!                                  at phase index `from` (0-based), so a program
+//!                                  can allocate once and then loop
 //! size    = digits ("K" | "M" | "G")   KiB (a multiple of 4), MiB, GiB; > 0
 //! dur     = digits ("ms" | "s" | "m")  milliseconds, seconds, minutes
 //! digits  = 1*("0".."9")
@@ -123,6 +127,8 @@ pub struct Spec {
     pub phases: Vec<Phase>,
     /// Repetition.
     pub repeat: Repeat,
+    /// Where passes after the first start (`repeat@from`; 0 without).
+    pub repeat_from: usize,
 }
 
 /// What is wrong with a spec.
@@ -273,9 +279,31 @@ fn parse_touch(arg: &str) -> Result<TouchPattern, ParseErrorKind> {
     }
 }
 
+/// `repeat[@from]` with its optional `:count` (the `@from` may also
+/// follow the count: `repeat:3@2`).
+fn parse_repeat(from: Option<&str>, arg: Option<&str>) -> Result<Item, ParseErrorKind> {
+    let (count, from) = match (from, arg.and_then(|a| a.split_once('@'))) {
+        (Some(f), _) => (arg, Some(f)),
+        (None, Some((c, f))) => (Some(c), Some(f)),
+        (None, None) => (arg, None),
+    };
+    let repeat = match count {
+        None => Repeat::Forever,
+        Some(c) => match parse_digits(c)? {
+            0 => return Err(ParseErrorKind::Zero),
+            n => Repeat::Times(u32::try_from(n).map_err(|_| ParseErrorKind::OutOfRange)?),
+        },
+    };
+    let from = match from {
+        None => 0,
+        Some(f) => usize::try_from(parse_digits(f)?).map_err(|_| ParseErrorKind::OutOfRange)?,
+    };
+    Ok(Item::Repeat(repeat, from))
+}
+
 enum Item {
     Phase(Phase),
-    Repeat(Repeat),
+    Repeat(Repeat, usize),
 }
 
 fn parse_item(s: &str) -> Result<Item, ParseErrorKind> {
@@ -311,13 +339,8 @@ fn parse_item(s: &str) -> Result<Item, ParseErrorKind> {
             ContentKind::from_name(arg.ok_or(ParseErrorKind::BadArgument)?)
                 .ok_or(ParseErrorKind::BadArgument)?,
         )),
-        "repeat" => Item::Repeat(match arg {
-            None => Repeat::Forever,
-            Some(c) => match parse_digits(c)? {
-                0 => return Err(ParseErrorKind::Zero),
-                n => Repeat::Times(u32::try_from(n).map_err(|_| ParseErrorKind::OutOfRange)?),
-            },
-        }),
+        "repeat" => return parse_repeat(None, arg),
+        _ if name.starts_with("repeat@") => return parse_repeat(Some(&name[7..]), arg),
         _ => return Err(ParseErrorKind::UnknownPhase),
     })
 }
@@ -334,6 +357,7 @@ impl Spec {
         }
         let mut phases = Vec::new();
         let mut repeat = Repeat::Once;
+        let mut repeat_from = 0;
         let mut reserved: u64 = 0;
         let mut seen_repeat = false;
         for (i, item) in s.split(',').enumerate() {
@@ -345,8 +369,12 @@ impl Spec {
                 return Err(at(ParseErrorKind::RepeatNotLast));
             }
             match parse_item(item).map_err(at)? {
-                Item::Repeat(r) => {
+                Item::Repeat(r, from) => {
+                    if from > 0 && from >= phases.len() {
+                        return Err(at(ParseErrorKind::OutOfRange));
+                    }
                     repeat = r;
+                    repeat_from = from;
                     seen_repeat = true;
                 }
                 Item::Phase(p) => {
@@ -369,7 +397,29 @@ impl Spec {
         if phases.is_empty() {
             return Err(whole(ParseErrorKind::NoPhases));
         }
-        Ok(Spec { phases, repeat })
+        // The phases a later pass runs, replayed once more from where the
+        // first pass left the balance: if they free more than they
+        // allocate, a later pass would free what is not reserved.
+        if repeat != Repeat::Once && repeat_from > 0 {
+            for (i, p) in phases.iter().enumerate().skip(repeat_from) {
+                match *p {
+                    Phase::Alloc { pages } => reserved = reserved.saturating_add(pages),
+                    Phase::Free(FreeAmount::Pages(n)) => {
+                        reserved = reserved.checked_sub(n).ok_or(ParseError {
+                            phase: i,
+                            kind: ParseErrorKind::FreeExceedsReserved,
+                        })?;
+                    }
+                    Phase::Free(FreeAmount::All) => reserved = 0,
+                    _ => {}
+                }
+            }
+        }
+        Ok(Spec {
+            phases,
+            repeat,
+            repeat_from,
+        })
     }
 }
 
@@ -425,6 +475,12 @@ mod tests {
         assert_eq!(s.phases[5], Phase::Free(FreeAmount::All));
         assert_eq!(s.repeat, Repeat::Times(3));
         assert_eq!(Spec::parse("idle:1s").unwrap().repeat, Repeat::Once);
+        let s = Spec::parse("alloc:160M,touch:seq,touch:ws=25%,idle:2s,repeat@2").unwrap();
+        assert_eq!((s.repeat, s.repeat_from), (Repeat::Forever, 2));
+        let s = Spec::parse("alloc:4M,idle:1s,free:4M,repeat:3@0").unwrap();
+        assert_eq!((s.repeat, s.repeat_from), (Repeat::Times(3), 0));
+        let s = Spec::parse("alloc:4M,idle:1s,repeat:3@1").unwrap();
+        assert_eq!((s.repeat, s.repeat_from), (Repeat::Times(3), 1));
     }
 
     fn err(s: &str) -> (usize, ParseErrorKind) {
@@ -477,6 +533,11 @@ mod tests {
         assert_eq!(err("idle:1s,repeat,idle:1s"), (2, RepeatNotLast));
         assert_eq!(err("idle:1s,repeat:0"), (1, Zero));
         assert_eq!(err("idle:1s,repeat:x"), (1, BadNumber));
+        assert_eq!(err("idle:1s,repeat@1"), (1, OutOfRange));
+        assert_eq!(err("idle:1s,repeat@x"), (1, BadNumber));
+        assert_eq!(err("idle:1s,repeat:2@"), (1, BadNumber));
+        assert_eq!(err("idle:1s,repeat@"), (1, BadNumber));
+        assert_eq!(err("alloc:4M,idle:1s,free:4M,repeat@1"), (2, FreeExceedsReserved));
         assert_eq!(err("idle:1s,repeat:4294967296"), (1, OutOfRange));
         assert_eq!(err("alloc:1M,free:2M"), (1, FreeExceedsReserved));
         assert_eq!(err("alloc:1M,free:all,free:4K"), (2, FreeExceedsReserved));
