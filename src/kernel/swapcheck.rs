@@ -53,7 +53,10 @@ impl MemoryOps for NoReservation {
 type Swap = Frontswap<ZPool<PoolStock<PooledFrames>>>;
 
 fn new_swap(k: &Kernel, max_frames: u64) -> Result<Swap, String> {
-    let pool = ZPool::new(PoolStock::new(super::boot::pooled_frames(&k.frames)), max_frames);
+    let pool = ZPool::new(
+        PoolStock::new(super::boot::pooled_frames(&k.frames)),
+        max_frames,
+    );
     Frontswap::new(pool).map_err(|e| format!("frontswap pool: {e}"))
 }
 
@@ -79,22 +82,34 @@ pub fn paging(k: &mut Kernel) -> Result<String, String> {
     let r = with_fault_handler(&shared, || -> Result<String, String> {
         let vpn = shared.lock().alloc_page().ok_or("no page in the region")?;
         // First touch: a fault maps a zeroed frame.
-        access.load(vpn, &mut got).map_err(|e| format!("load: {e}"))?;
+        access
+            .load(vpn, &mut got)
+            .map_err(|e| format!("load: {e}"))?;
         if got.iter().any(|&b| b != 0) {
             return Err(String::from("a new page does not read as zeros"));
         }
-        access.store(vpn, &want).map_err(|e| format!("store: {e}"))?;
+        access
+            .store(vpn, &want)
+            .map_err(|e| format!("store: {e}"))?;
         let mut c = shared.lock();
-        let pfn = c.mmu.peek(vpn).map(|u| u.pfn).ok_or("not mapped after its fault")?;
+        let pfn = c
+            .mmu
+            .peek(vpn)
+            .map(|u| u.pfn)
+            .ok_or("not mapped after its fault")?;
         if c.reclaim(1) != 1 {
             return Err(String::from("page-out refused"));
         }
         if c.mmu.peek(vpn).map(|u| u.pfn).is_some() || c.swap.pages() != 1 {
-            return Err(String::from("paged out but still mapped, or not in frontswap"));
+            return Err(String::from(
+                "paged out but still mapped, or not in frontswap",
+            ));
         }
         drop(c);
         // Touch again: a fault pages it back in.
-        access.load(vpn, &mut got).map_err(|e| format!("load: {e}"))?;
+        access
+            .load(vpn, &mut got)
+            .map_err(|e| format!("load: {e}"))?;
         if got != want {
             return Err(String::from("contents differ after page-in"));
         }
@@ -160,7 +175,10 @@ pub fn frontswap(k: &mut Kernel) -> Result<String, String> {
         if kind != ContentKind::Random && stored != PAGES {
             return Err(format!("{kind:?}: only {stored} of {PAGES} stored"));
         }
-        out.push(format!("{} {stored}/{PAGES} in {frames} frames", kind.name()));
+        out.push(format!(
+            "{} {stored}/{PAGES} in {frames} frames",
+            kind.name()
+        ));
     }
     if swap.pages() != 0 {
         return Err(format!("{} pages left", swap.pages()));

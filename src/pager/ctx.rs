@@ -228,10 +228,15 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             if self.mmu.read(vpn, bounce).is_err() {
                 return PageOut::Kept;
             }
-            if self
-                .swap
-                .store(self.frames, vpn, &self.pager.bounce)
-                .is_err()
+            let index_full = self.pager.counts.swapped_pages >= self.pager.max_swapped_pages;
+            if index_full {
+                self.pager.stats.index_full += 1;
+            }
+            if index_full
+                || self
+                    .swap
+                    .store(self.frames, vpn, &self.pager.bounce)
+                    .is_err()
             {
                 self.pager.stats.swap_refused += 1;
                 // Passed by until written again.

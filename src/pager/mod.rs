@@ -119,6 +119,8 @@ pub struct PagerStats {
     pub clean_drops: u64,
     /// Stores frontswap refused.
     pub swap_refused: u64,
+    /// Of which because the index bound was reached.
+    pub index_full: u64,
     /// Faults that had to use a frame below the watermark.
     pub reserve_frames_used: u64,
     /// Frames ballooned in by faults.
@@ -143,6 +145,11 @@ pub struct PagerCounts {
     pub refused_pages: u64,
 }
 
+/// Heap bytes a page in frontswap costs, at most: the frontswap map's
+/// entry and the pool's (its key, its handle, B-tree nodes at two-thirds
+/// fill), measured on the types: about 110.
+pub const INDEX_BYTES_PER_PAGE: u64 = 128;
+
 /// Frames kept free for faults by default: a workload step (256 pages)
 /// and the stock of a store, with room to spare.
 pub const DEFAULT_WATERMARK_PAGES: u64 = 256 + 64;
@@ -166,6 +173,9 @@ pub struct Pager {
     bounce: Box<Page>,
     /// A fault's balloon-up failed this turn: do not retry it per fault.
     balloon_failed: bool,
+    /// Pages frontswap may hold at most: its index lives on the kernel
+    /// heap, which does not grow ([`Pager::set_max_swapped_pages`]).
+    max_swapped_pages: u64,
 }
 
 impl Pager {
@@ -184,7 +194,21 @@ impl Pager {
             stats: PagerStats::default(),
             bounce: Box::new([0; PAGE_BYTES]),
             balloon_failed: false,
+            max_swapped_pages: u64::MAX,
         }
+    }
+
+    /// Bounds the pages paged out at once: frontswap's index (and the
+    /// pool's) costs about [`INDEX_BYTES_PER_PAGE`] of heap per page, and
+    /// a page-out that made the heap run out would end the kernel. Beyond
+    /// the bound a page-out is refused like one the pool cannot take.
+    pub fn set_max_swapped_pages(&mut self, pages: u64) {
+        self.max_swapped_pages = pages;
+    }
+
+    /// The bound of [`set_max_swapped_pages`](Self::set_max_swapped_pages).
+    pub fn max_swapped_pages(&self) -> u64 {
+        self.max_swapped_pages
     }
 
     /// Pages in the region.

@@ -462,3 +462,24 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn page_outs_stop_at_the_index_bound() {
+    let (mut rig, _) = Rig::new(512, 512, 8, 256);
+    rig.pager.set_max_swapped_pages(10);
+    with_ctx(&mut rig, |ctx, access| {
+        let vpns: Vec<Vpn> = (0..50).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Text, i as u64))
+                .unwrap();
+        }
+        let mut c = ctx.lock();
+        let n = c.reclaim(50);
+        assert_eq!(n, 10, "{:?} {:?}", c.pager.stats(), c.pager.counts());
+        assert_eq!(c.pager.counts().swapped_pages, 10);
+        assert_eq!(c.pager.stats().index_full, 40);
+        assert_eq!(c.pager.counts().refused_pages, 40);
+    });
+    rig.pager.check().unwrap();
+}

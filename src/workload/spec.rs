@@ -537,7 +537,10 @@ mod tests {
         assert_eq!(err("idle:1s,repeat@x"), (1, BadNumber));
         assert_eq!(err("idle:1s,repeat:2@"), (1, BadNumber));
         assert_eq!(err("idle:1s,repeat@"), (1, BadNumber));
-        assert_eq!(err("alloc:4M,idle:1s,free:4M,repeat@1"), (2, FreeExceedsReserved));
+        assert_eq!(
+            err("alloc:4M,idle:1s,free:4M,repeat@1"),
+            (2, FreeExceedsReserved)
+        );
         assert_eq!(err("idle:1s,repeat:4294967296"), (1, OutOfRange));
         assert_eq!(err("alloc:1M,free:2M"), (1, FreeExceedsReserved));
         assert_eq!(err("alloc:1M,free:all,free:4K"), (2, FreeExceedsReserved));

@@ -84,6 +84,9 @@ pub struct Config {
     pub max_pfn: u64,
     /// Whether to look for the toolstack in xenstore (a domU).
     pub use_store: bool,
+    /// Pages frontswap may hold (its index is on the heap); `None`: no
+    /// bound.
+    pub max_swapped_pages: Option<u64>,
 }
 
 /// Balloon timing totals: whole steps (guest side, including scrubbing
@@ -249,7 +252,10 @@ impl<'f, E: Env> Runtime<'f, E> {
         }
         let controller = Controller::new(tunables);
         balloon.set_keep_free_pages(paging.watermark_pages);
-        let pager = Pager::new(paging.mmu.pages(), paging.watermark_pages);
+        let mut pager = Pager::new(paging.mmu.pages(), paging.watermark_pages);
+        if let Some(n) = config.max_swapped_pages {
+            pager.set_max_swapped_pages(n);
+        }
         let engine = config.workload.as_deref().and_then(parse_workload);
         if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
             log::info!("workload: {}", untrusted(spec));
@@ -303,12 +309,14 @@ impl<'f, E: Env> Runtime<'f, E> {
             rt.controller.tunables().mode.name()
         );
         log::info!(
-            "swap: backend {}, pageable region {} pages, watermark {} frames, pool limit {} frames ({}%)",
+            "swap: backend {}, pageable region {} pages, watermark {} frames, pool limit {} frames ({}%), \
+             at most {} pages out",
             SwapDevice::backend(&rt.swap),
             rt.pager.pages(),
             rt.pager.watermark_pages(),
             rt.pool_max_frames,
-            rt.controller.tunables().zpool_max_percent
+            rt.controller.tunables().zpool_max_percent,
+            rt.pager.max_swapped_pages()
         );
         rt
     }
