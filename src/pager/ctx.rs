@@ -24,13 +24,16 @@ use crate::mm::fault::{Fault, FaultHandler, Resolution, Shared};
 use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::mm::vm::{vpn_of, Mmu, RegionAccess, Vpn};
 use crate::mm::Pfn;
+use crate::swap::frontswap::FrontswapError;
+use crate::swap::tmem::{Refusal, TmemError};
 use crate::workload::engine::{MapError, PageSource};
 use crate::xen::ops::MemoryOps;
 
 /// Refusals a fault's reclaim accepts before it gives up (each costs a
-/// compression; this bounds a fault's latency). The loop's reclaim
-/// accepts a whole sweep of them.
+/// compression; this bounds a fault's latency).
 const FAULT_RECLAIM_TRIES: usize = 32;
+/// Refusals the loop's reclaim accepts for one page out.
+const LOOP_RECLAIM_TRIES: usize = 256;
 
 /// Pages a fault pages out at most to bring the free frames back above
 /// the watermark. One page-out frees a frame but the pool may need part
@@ -43,8 +46,27 @@ const FAULT_RECLAIM_BATCH: u32 = 32;
 enum PageOut {
     /// The page is out and its frame free.
     Out,
-    /// Frontswap refused it; it stays resident.
+    /// Frontswap refused it; it stays resident. If it was refused for
+    /// its content (it does not compress) it is passed by until written
+    /// again; if for room (the pool's limit, no frame for the pool), it
+    /// stays a candidate: another page may still fit the pool's free
+    /// slots.
     Kept,
+    /// The index bound is reached: no page can go now; the reclaimer
+    /// stops.
+    Full,
+}
+
+/// Whether a refusal is about this page (it will be refused again until
+/// it changes) rather than about room in the tier.
+fn refused_for_content(e: &FrontswapError) -> bool {
+    let content = |t: &TmemError| matches!(t, TmemError::Refused(Refusal::Incompressible));
+    match e {
+        FrontswapError::Refused { primary, fallback } => {
+            content(primary) && fallback.as_ref().is_none_or(content)
+        }
+        _ => false,
+    }
 }
 
 /// Where a frame may come from (see the module documentation of
@@ -228,17 +250,15 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             if self.mmu.read(vpn, bounce).is_err() {
                 return PageOut::Kept;
             }
-            let index_full = self.pager.counts.swapped_pages >= self.pager.max_swapped_pages;
-            if index_full {
+            if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages {
                 self.pager.stats.index_full += 1;
+                return PageOut::Full;
             }
-            if index_full
-                || self
-                    .swap
-                    .store(self.frames, vpn, &self.pager.bounce)
-                    .is_err()
-            {
+            if let Err(e) = self.swap.store(self.frames, vpn, &self.pager.bounce) {
                 self.pager.stats.swap_refused += 1;
+                if !refused_for_content(&e) {
+                    return PageOut::Kept;
+                }
                 // Passed by until written again.
                 let _ = self.mmu.test_and_clear_dirty(vpn);
                 self.pager.set_state(vpn, PageState::ResidentRefused);
@@ -272,8 +292,10 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
                     || mmu.test_and_clear_dirty(v).unwrap_or(false)
             });
             let Some(vpn) = victim else { return false };
-            if self.page_out(vpn) == PageOut::Out {
-                return true;
+            match self.page_out(vpn) {
+                PageOut::Out => return true,
+                PageOut::Kept => {}
+                PageOut::Full => return false,
             }
         }
         false
@@ -283,7 +305,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
     /// freed.
     pub fn reclaim(&mut self, pages: u64) -> u64 {
         let mut freed = 0;
-        while freed < pages && self.reclaim_one(self.pager.clock.len()) {
+        while freed < pages && self.reclaim_one(LOOP_RECLAIM_TRIES) {
             freed += 1;
         }
         freed
@@ -300,7 +322,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             if excess == 0 || c.free_pages >= excess.saturating_add(self.pager.watermark_pages) {
                 break;
             }
-            if !self.reclaim_one(self.pager.clock.len()) {
+            if !self.reclaim_one(LOOP_RECLAIM_TRIES) {
                 break;
             }
             done += 1;
@@ -321,7 +343,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             let _ = self.balloon.ensure_free(self.mem, self.frames, w);
         }
         while self.frames.free_pages() < w {
-            if !self.reclaim_one(self.pager.clock.len()) {
+            if !self.reclaim_one(LOOP_RECLAIM_TRIES) {
                 return false;
             }
         }

@@ -138,10 +138,12 @@ impl<E: Env> Runtime<'_, E> {
             // frontswap_shrink(): a partial swap-off.
             let before = self.swap.pages();
             let back = pager_ctx!(self).shrink_to(target, SHRINK_PER_TICK_PAGES);
-            log::info!(
-                "frontswap shrink: {before} -> {} pages (target {target}, {back} brought back)",
-                self.swap.pages()
-            );
+            let after = self.swap.pages();
+            if back > 0 {
+                log::info!("frontswap shrink: {before} -> {after} pages (target {target})");
+            } else {
+                log::debug!("frontswap shrink to {target}: no room, {after} pages stay");
+            }
         }
         if let Some(d) = out.decision {
             log::debug!(
