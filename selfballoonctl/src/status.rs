@@ -51,7 +51,7 @@ pub struct DomainStatus {
     pub frontswap_kib: Num,
     /// `data/selfballoon/mode`: `2011` or `linux`.
     pub mode: Option<String>,
-    /// `data/selfballoon/backend`: the swap tier's backend.
+    /// `data/selfballoon/swap_backend`: the swap tier's backend.
     pub backend: Option<String>,
 }
 
@@ -114,7 +114,7 @@ pub fn read<S: Store + ?Sized>(store: &mut S, domain: &Domain) -> Result<DomainS
     let committed_kib = num("data/selfballoon/committed_kib", strict)?;
     let frontswap_kib = num("data/selfballoon/frontswap_kib", strict)?;
     let mode = read_status(store, &format!("{home}/{STATUS_DIR}/mode"))?;
-    let backend = read_status(store, &format!("{home}/{STATUS_DIR}/backend"))?;
+    let backend = read_status(store, &format!("{home}/{STATUS_DIR}/swap_backend"))?;
     Ok(DomainStatus {
         domain: domain.clone(),
         current_kib,
@@ -138,6 +138,7 @@ pub fn collect<S: Store + ?Sized>(store: &mut S) -> Result<Vec<DomainStatus>, Er
 mod tests {
     use super::*;
     use selfballoon::balloon::XENSTORE_KEYS;
+    use selfballoon::kernel::runtime::SWAP_STATUS_KEYS;
     use selfballoon::selfballoon::{Controller, TickInput, Tunables};
 
     /// The keys read here are the ones the guest publishes: the balloon
@@ -164,13 +165,13 @@ mod tests {
             let by_balloon = XENSTORE_KEYS.contains(&path);
             let by_controller = published.iter().any(|p| p == path);
             let by_toolstack = path == "memory/target";
-            // The swap tier's keys are not published yet.
-            let future = name == "frontswap_kib";
+            let by_swap = SWAP_STATUS_KEYS.contains(&path);
             assert!(
-                by_balloon || by_controller || by_toolstack || future,
-                "{path}"
+                by_balloon || by_controller || by_toolstack || by_swap,
+                "{name}: {path}"
             );
         }
+        assert!(SWAP_STATUS_KEYS.contains(&"data/selfballoon/swap_backend"));
         assert!(published.iter().any(|p| p == "data/selfballoon/mode"));
     }
 }

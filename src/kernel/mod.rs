@@ -68,11 +68,13 @@ pub struct Kernel {
 /// [`heap_pages_for`]'s share of RAM.
 const HEAP_PAGES: u64 = 1024;
 
-/// The heap for a guest of `ram_pages` frames: 4 MiB plus 1/64 of RAM
-/// (frontswap and the pool keep about 100 bytes of index per page out,
-/// the pager 9 bytes per page of the region).
+/// The heap for a guest of `ram_pages` frames: 4 MiB plus 1/128 of RAM.
+/// The pager keeps 9 bytes per page of its region (twice RAM), and
+/// frontswap's index about 110 bytes per page out; the pager bounds the
+/// pages out by the heap left (`pager::Pager::set_max_swapped_pages`), so
+/// a 256 MiB guest can keep about 25,000 pages (100 MiB) in frontswap.
 fn heap_pages_for(ram_pages: u64) -> u64 {
-    HEAP_PAGES + ram_pages / 64
+    HEAP_PAGES + ram_pages / 128
 }
 
 struct XenExit {

@@ -243,6 +243,8 @@ jget() { awk -F'\t' -v k="domains.$idx.$1" '$1 == k { print $2 }' "$RIG_DIR/ctl-
 assert_eq "$(jget name)" ctl "json name"
 assert_eq "$(jget mode)" 2011 "json mode"
 assert_match "$(jget current_kib)" '^[0-9]+$' "json current_kib"
+assert_eq "$(jget backend)" zpool "json backend"
+assert_match "$(jget frontswap_kib)" '^[0-9]+$' "json frontswap_kib"
 assert_eq "$(jget target_kib)" "$(xs_read "$p/memory/target")" "json target_kib"
 ctl --json get ctl selfballoon_interval > "$RIG_DIR/ctl-get.json"
 json_flat < "$RIG_DIR/ctl-get.json" > "$RIG_DIR/ctl-get.flat" || fail "get --json is not JSON"
@@ -253,7 +255,7 @@ ctl export > "$RIG_DIR/ctl-export.prom"
 prom_check < "$RIG_DIR/ctl-export.prom" || fail "export is not valid Prometheus text"
 grep -qE "^selfballoon_current_kib\{domain=\"ctl\",domid=\"$id\"\} [0-9]+$" "$RIG_DIR/ctl-export.prom" \
     || fail "export lacks selfballoon_current_kib of ctl"
-grep -qE "^selfballoon_info\{domain=\"ctl\",domid=\"$id\",mode=\"2011\",backend=\"\"\} 1$" "$RIG_DIR/ctl-export.prom" \
+grep -qE "^selfballoon_info\{domain=\"ctl\",domid=\"$id\",mode=\"2011\",backend=\"zpool\"\} 1$" "$RIG_DIR/ctl-export.prom" \
     || fail "export lacks selfballoon_info of ctl"
 ctl export -o /tmp/selfballoon.prom
 prom_check < /tmp/selfballoon.prom || fail "export -o wrote no valid file"

@@ -29,6 +29,7 @@ use alloc::string::String;
 use core::num::NonZeroU32;
 
 pub use env::{Env, Paging, WatchStore};
+pub use status::SWAP_STATUS_KEYS;
 
 use crate::balloon::{Balloon, BalloonConfig, ZeroScrubber};
 use crate::mm::direct::{Page, PAGE_BYTES};

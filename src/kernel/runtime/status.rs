@@ -17,6 +17,28 @@ use crate::xen::events;
 use crate::xen::ops::Clock;
 use crate::xen::xenstore::Store;
 
+/// The swap tier's status keys, in the order [`Runtime::swap_status`]
+/// publishes them (dom0's tool reads some of them).
+pub const SWAP_STATUS_KEYS: [&str; 17] = [
+    "data/selfballoon/swap_backend",
+    "data/selfballoon/frontswap_pages",
+    "data/selfballoon/frontswap_kib",
+    "data/selfballoon/zpool_bytes",
+    "data/selfballoon/zpool_frames",
+    "data/selfballoon/zpool_ratio_pct",
+    "data/selfballoon/zpool_max_frames",
+    "data/selfballoon/pageouts",
+    "data/selfballoon/pageins",
+    "data/selfballoon/page_faults",
+    "data/selfballoon/swap_refused",
+    "data/selfballoon/swap_lost",
+    "data/selfballoon/resident_pages",
+    "data/selfballoon/unswappable_pages",
+    "data/selfballoon/cr2_fixups",
+    "data/selfballoon/max_swapped_pages",
+    "data/selfballoon/swap_floor",
+];
+
 impl<E: Env> Runtime<'_, E> {
     /// The `data/selfballoon/` keys the runtime itself publishes (beyond
     /// the balloon's and the controller's own).
@@ -115,50 +137,28 @@ impl<E: Env> Runtime<'_, E> {
         let f = SwapDevice::figures(&self.swap);
         let p = self.pager.stats();
         let c = self.pager.counts();
-        let mut v: Vec<(&'static str, String)> = alloc::vec![
-            (
-                "data/selfballoon/swap_backend",
-                SwapDevice::backend(&self.swap).to_string()
-            ),
-            ("data/selfballoon/frontswap_pages", f.pages.to_string()),
-            ("data/selfballoon/zpool_bytes", f.pool_bytes.to_string()),
-            ("data/selfballoon/zpool_frames", f.pool_frames.to_string()),
-            (
-                "data/selfballoon/zpool_ratio_pct",
-                f.pool_ratio_pct.unwrap_or(0).to_string()
-            ),
-            (
-                "data/selfballoon/zpool_max_frames",
-                f.pool_max_frames.to_string()
-            ),
-            ("data/selfballoon/pageouts", p.pageouts.to_string()),
-            ("data/selfballoon/pageins", p.pageins.to_string()),
-            ("data/selfballoon/page_faults", p.page_faults.to_string()),
-            ("data/selfballoon/swap_refused", p.swap_refused.to_string()),
-            (
-                "data/selfballoon/swap_lost",
-                (p.lost_pages + f.lost).to_string()
-            ),
-            (
-                "data/selfballoon/resident_pages",
-                c.resident_pages.to_string()
-            ),
-            (
-                "data/selfballoon/unswappable_pages",
-                c.refused_pages.to_string()
-            ),
-            (
-                "data/selfballoon/cr2_fixups",
-                crate::mm::paging::CR2_FIXUPS
-                    .load(Ordering::Relaxed)
-                    .to_string()
-            ),
-        ];
-        v.push((
-            "data/selfballoon/swap_floor",
+        let values: [String; 17] = [
+            SwapDevice::backend(&self.swap).to_string(),
+            f.pages.to_string(),
+            pages_to_kib(f.pages).to_string(),
+            f.pool_bytes.to_string(),
+            f.pool_frames.to_string(),
+            f.pool_ratio_pct.unwrap_or(0).to_string(),
+            f.pool_max_frames.to_string(),
+            p.pageouts.to_string(),
+            p.pageins.to_string(),
+            p.page_faults.to_string(),
+            p.swap_refused.to_string(),
+            p.lost_pages.saturating_add(f.lost).to_string(),
+            c.resident_pages.to_string(),
+            c.refused_pages.to_string(),
+            crate::mm::paging::CR2_FIXUPS
+                .load(Ordering::Relaxed)
+                .to_string(),
+            self.pager.max_swapped_pages().to_string(),
             self.swap_floor_pages.map_or(0, pages_to_kib).to_string(),
-        ));
-        v
+        ];
+        SWAP_STATUS_KEYS.into_iter().zip(values).collect()
     }
 
     /// Writes the status; values unchanged since the last write cost
