@@ -57,6 +57,18 @@ enum PageOut {
     Full,
 }
 
+/// Whether the tier refused for its configured limit (room comes back
+/// only when pages leave it).
+fn is_over_limit(e: &FrontswapError) -> bool {
+    matches!(
+        e,
+        FrontswapError::Refused {
+            primary: TmemError::Refused(Refusal::OverLimit),
+            ..
+        }
+    )
+}
+
 /// Whether a refusal is about this page (it will be refused again until
 /// it changes) rather than about room in the tier.
 fn refused_for_content(e: &FrontswapError) -> bool {
@@ -120,7 +132,10 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
                 return;
             }
             Some(PageState::Zero) => {}
-            Some(PageState::Swapped) => self.swap.invalidate(self.frames, vpn),
+            Some(PageState::Swapped) => {
+                self.swap.invalidate(self.frames, vpn);
+                self.pager.room_refusals = 0;
+            }
             Some(_) => self.unmap_and_free(vpn),
         }
         self.pager.set_state(vpn, PageState::Free);
@@ -225,6 +240,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         }
         self.pager.clock.insert(vpn);
         if swapped {
+            self.pager.room_refusals = 0;
             self.pager.set_state(vpn, PageState::Resident);
             self.pager.stats.pageins += 1;
         } else {
@@ -236,6 +252,14 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
 
     /// Pages a resident page out: dropped if it is a clean zero fill,
     /// else stored to frontswap; kept resident if frontswap refuses.
+    ///
+    /// Order, so that a page-out can make progress with no free frame at
+    /// all: the page is copied to the bounce buffer, unmapped and its
+    /// frame freed, and only then stored (the pool may take that very
+    /// frame). If the store is refused, the page goes back into a frame
+    /// (the one just freed, or one the pool's stock gives back) from the
+    /// bounce buffer, which held it throughout: nothing is lost either
+    /// way.
     fn page_out(&mut self, vpn: Vpn) -> PageOut {
         let Some(state) = self.pager.state(vpn).filter(|s| s.is_resident()) else {
             return PageOut::Kept;
@@ -244,42 +268,83 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             log::error!("pager: resident page {vpn:#x} is not mapped");
             return PageOut::Kept;
         };
-        let clean_zero = state == PageState::ResidentZero && !entry.dirty;
-        if !clean_zero {
-            let bounce: &mut Page = &mut self.pager.bounce;
-            if self.mmu.read(vpn, bounce).is_err() {
-                return PageOut::Kept;
-            }
-            if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages {
-                self.pager.stats.index_full += 1;
-                return PageOut::Full;
-            }
-            if let Err(e) = self.swap.store(self.frames, vpn, &self.pager.bounce) {
-                self.pager.stats.swap_refused += 1;
-                if !refused_for_content(&e) {
-                    return PageOut::Kept;
-                }
-                // Passed by until written again.
-                let _ = self.mmu.test_and_clear_dirty(vpn);
-                self.pager.set_state(vpn, PageState::ResidentRefused);
-                return PageOut::Kept;
-            }
-        }
-        self.unmap_and_free(vpn);
-        if clean_zero {
+        if state == PageState::ResidentZero && !entry.dirty {
+            self.unmap_and_free(vpn);
             self.pager.set_state(vpn, PageState::Zero);
             self.pager.stats.clean_drops += 1;
-        } else {
-            self.pager.set_state(vpn, PageState::Swapped);
-            self.pager.stats.pageouts += 1;
+            return PageOut::Out;
         }
-        PageOut::Out
+        if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages {
+            self.pager.stats.index_full += 1;
+            return PageOut::Full;
+        }
+        let bounce: &mut Page = &mut self.pager.bounce;
+        if self.mmu.read(vpn, bounce).is_err() {
+            return PageOut::Kept;
+        }
+        self.unmap_and_free(vpn);
+        match self.swap.store(self.frames, vpn, &self.pager.bounce) {
+            Ok(()) => {
+                self.pager.set_state(vpn, PageState::Swapped);
+                self.pager.stats.pageouts += 1;
+                PageOut::Out
+            }
+            Err(e) => {
+                self.pager.stats.swap_refused += 1;
+                let content = refused_for_content(&e);
+                if !content && is_over_limit(&e) {
+                    self.pager.room_refusals = self.pager.room_refusals.saturating_add(1);
+                }
+                self.restore(vpn, content);
+                PageOut::Kept
+            }
+        }
+    }
+
+    /// Puts a page whose store was refused back into a frame, from the
+    /// bounce buffer. Its dirty bit starts clear: a page refused for its
+    /// content is passed by until written again.
+    fn restore(&mut self, vpn: Vpn, refused_for_content: bool) {
+        let pfn = match self.alloc_paged() {
+            Some(p) => Some(p),
+            None => {
+                // The pool's stock took the frame: it gives it back.
+                self.swap.release_stock(self.frames);
+                self.alloc_paged()
+            }
+        };
+        let restored = pfn.is_some_and(|pfn| {
+            if self.mmu.map(vpn, pfn).is_err() {
+                let _ = self.frames.free_as(pfn, FrameState::Paged);
+                return false;
+            }
+            self.mmu.write(vpn, &self.pager.bounce).is_ok()
+        });
+        if !restored {
+            // Cannot happen (a frame was freed just before); if it did, the
+            // page would be lost: say so loudly and keep counting.
+            log::error!("pager: page {vpn:#x} could not be put back after a refused store");
+            self.pager.stats.lost_pages += 1;
+            self.pager.set_state(vpn, PageState::Zero);
+            return;
+        }
+        self.pager.clock.insert(vpn);
+        let state = if refused_for_content {
+            PageState::ResidentRefused
+        } else {
+            PageState::Resident
+        };
+        self.pager.set_state(vpn, state);
     }
 
     /// Pages out one cold page (second chance), accepting at most `tries`
     /// refusals. `true`: a frame is free.
     fn reclaim_one(&mut self, tries: usize) -> bool {
         for _ in 0..tries.max(1) {
+            if self.pager.room_refusals >= super::ROOM_REFUSALS_MAX {
+                self.pager.stats.full_skips += 1;
+                return false;
+            }
             let mmu = &mut *self.mmu;
             let states = &self.pager.states;
             let victim = self.pager.clock.next_victim(|v| {

@@ -121,6 +121,8 @@ pub struct PagerStats {
     pub swap_refused: u64,
     /// Of which because the index bound was reached.
     pub index_full: u64,
+    /// Reclaims skipped because frontswap had no room.
+    pub full_skips: u64,
     /// Faults that had to use a frame below the watermark.
     pub reserve_frames_used: u64,
     /// Frames ballooned in by faults.
@@ -150,9 +152,13 @@ pub struct PagerCounts {
 /// fill), measured on the types: about 110.
 pub const INDEX_BYTES_PER_PAGE: u64 = 128;
 
-/// Frames kept free for faults by default: a workload step (256 pages)
-/// and the stock of a store, with room to spare.
-pub const DEFAULT_WATERMARK_PAGES: u64 = 256 + 64;
+/// Frames kept free for faults by default (2 MiB): a workload step (256
+/// pages) at one fault each, and the pool's warm-up. A pool that starts
+/// empty needs a zspage (1 to 4 frames) for each size class it meets
+/// before it packs densely: the first hundred `mixed` pages out take
+/// more frames than they free (64 pages in 92 frames, measured in the
+/// host tests), and that must come from free frames.
+pub const DEFAULT_WATERMARK_PAGES: u64 = 512;
 
 /// The pager's own state. It holds no frames itself: see [`PagerCtx`].
 #[derive(Debug)]
@@ -176,7 +182,16 @@ pub struct Pager {
     /// Pages frontswap may hold at most: its index lives on the kernel
     /// heap, which does not grow ([`Pager::set_max_swapped_pages`]).
     max_swapped_pages: u64,
+    /// Stores refused for room (the pool's limit, no frame) since
+    /// frontswap last gave room back (a page-in, a free, a new limit):
+    /// past [`ROOM_REFUSALS_MAX`] the reclaimer does not try again, so a
+    /// full pool costs no compressions.
+    room_refusals: u32,
 }
+
+/// Stores refused for room the reclaimer accepts before it waits for
+/// frontswap to make room.
+pub const ROOM_REFUSALS_MAX: u32 = 16;
 
 impl Pager {
     /// A pager for a region of `pages` pages (at most 2^32), keeping
@@ -195,7 +210,13 @@ impl Pager {
             bounce: Box::new([0; PAGE_BYTES]),
             balloon_failed: false,
             max_swapped_pages: u64::MAX,
+            room_refusals: 0,
         }
+    }
+
+    /// Frontswap may have room again (its limit changed).
+    pub fn room_changed(&mut self) {
+        self.room_refusals = 0;
     }
 
     /// Bounds the pages paged out at once: frontswap's index (and the

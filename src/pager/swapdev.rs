@@ -56,6 +56,8 @@ pub trait SwapDevice {
     fn set_pool_max_frames(&mut self, frames: u64);
     /// Compacts the pool and returns its spare frames to the allocator.
     fn compact(&mut self, frames: &mut FrameAllocator<'_>);
+    /// Returns the frames the pool holds in stock (not in use).
+    fn release_stock(&mut self, frames: &mut FrameAllocator<'_>);
 }
 
 impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
@@ -113,6 +115,10 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
 
     fn set_pool_max_frames(&mut self, frames: u64) {
         self.primary_mut().set_max_frames(frames);
+    }
+
+    fn release_stock(&mut self, frames: &mut FrameAllocator<'_>) {
+        self.primary_mut().frames_mut().drain(frames);
     }
 
     fn compact(&mut self, frames: &mut FrameAllocator<'_>) {

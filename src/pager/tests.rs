@@ -117,7 +117,7 @@ fn page_of(kind: ContentKind, id: u64) -> Box<Page> {
 fn touch_more_pages_than_frames_and_read_them_all_back() {
     // 1024 frames, 960 usable; 2000 mixed pages (about 2.9x): they fit
     // only because the pool compresses them.
-    let (mut rig, _) = Rig::new(1024, 4096, 32, 1024);
+    let (mut rig, _) = Rig::new(1024, 4096, 160, 1024);
     let n = 2000u64;
     let vpns: Vec<Vpn> = with_ctx(&mut rig, |ctx, access| {
         let vpns: Vec<Vpn> = (0..n).map(|_| ctx.lock().alloc_page().unwrap()).collect();

@@ -13,7 +13,8 @@
 #    only wins back what compression saves);
 #  - `xl mem-set` 48 MiB, far below that: the guest settles at the lowest
 #    size it can reach and publishes it (`swap_floor`), losing nothing;
-#  - once the workload holds still, `xl mem-set` 256 MiB: nothing pushes
+#  - back to 128 MiB, the workload runs to its end; then `xl mem-set`
+#    256 MiB: nothing pushes
 #    pages out any more, and self-shrinking brings them back, the frontswap
 #    count falling on every tick to cur - cur/20 (hysteresis 20; the
 #    inertia has run out while the count stood still at the floor).
@@ -74,8 +75,14 @@ assert_le "$cur" $((floor + 4096)) "holding the published floor"
 assert_eq "$(xs_read "$p/$ds/workload_mismatches")" 0 "verification mismatches at the floor"
 
 # --- back up: self-shrinking ---------------------------------------------------
-step "wait for the workload to hold still"
+# At the floor the pool is full and the workload waits for frames (it
+# cannot fault a page in without paging another out). Back at 128 MiB it
+# runs again to its end; then it holds still.
+mem_set sw 128
+step "wait for the workload to finish its passes"
 xs_wait "$p/$ds/workload_phase" '^done$' 600 > /dev/null
+assert_eq "$(xs_read "$p/$ds/swap_floor")" 0 "no floor once the target is met"
+metric frontswap_pages_before_shrink "$(xs_read "$p/$ds/frontswap_pages")"
 assert_eq "$(xs_read "$p/$ds/workload_mismatches")" 0 "verification mismatches"
 mem_set sw 256
 t_up=$(awk -F, 'END { print $1 + 0 }' "$RIG_DIR/swap.csv")

@@ -411,6 +411,7 @@ impl<'f, E: Env> Runtime<'f, E> {
         if frames != self.pool_max_frames {
             self.swap.set_pool_max_frames(frames);
             self.pool_max_frames = frames;
+            self.pager.room_changed();
         }
     }
 

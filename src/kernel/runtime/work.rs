@@ -232,9 +232,21 @@ impl<E: Env> Runtime<'_, E> {
         let stuck = populated > target
             && counts.free_pages <= self.pager.watermark_pages()
             && pager_ctx!(self).reclaim_for_target(target, 1) == 0;
-        let floor = stuck.then_some(populated);
+        // The floor is the lowest size reached while the target was out of
+        // reach; it stays published while the guest is above its target,
+        // and goes when the target is met.
+        let floor = if populated <= target {
+            None
+        } else if stuck {
+            Some(
+                self.swap_floor_pages
+                    .map_or(populated, |f| f.min(populated)),
+            )
+        } else {
+            self.swap_floor_pages
+        };
         if floor != self.swap_floor_pages {
-            if let Some(f) = floor {
+            if let (Some(f), None) = (floor, self.swap_floor_pages) {
                 log::info!(
                     "target {} KiB out of reach: floor {} KiB ({} pages refused by frontswap)",
                     crate::mm::pages_to_kib(target),
