@@ -52,6 +52,112 @@ fn extend(input: &[u8], ip: &mut usize, mut len: usize) -> Result<usize, DecodeE
     }
 }
 
+/// Input bytes the fast loop may read from a sequence's token on: the
+/// token, 16 literal bytes (wild), the offset; length extensions are read
+/// with checks.
+const FAST_IN: usize = 32;
+/// Output bytes the fast loop may write from a sequence's start on: 14
+/// literals, then a short match's wild writes of up to 32 bytes.
+const FAST_OUT: usize = 64;
+
+/// `idx[off][i] = i % off`: the source byte of pattern byte `i` for an
+/// overlapping match at offset `off` (1..=7).
+const PATTERN_IDX: [[u8; 16]; 8] = {
+    let mut t = [[0u8; 16]; 8];
+    let mut off = 1;
+    while off < 8 {
+        let mut i = 0;
+        while i < 16 {
+            t[off][i] = (i % off) as u8;
+            i += 1;
+        }
+        off += 1;
+    }
+    t
+};
+
+/// The 16 bytes of period `off` (1..=8) that start at `out[start]`, and
+/// the largest multiple of `off` that is at most 16 (the step at which
+/// the pattern repeats). Reads `out[start..start + 8]`, of which only the
+/// first `off` bytes matter.
+#[inline(always)]
+fn pattern(out: &Page, start: usize, off: usize) -> ([u8; 16], usize) {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&out[start..start + 8]);
+    let v = u64::from_le_bytes(w);
+    let word = match off {
+        1 => Some((v & 0xff).wrapping_mul(0x0101_0101_0101_0101)),
+        2 => Some((v & 0xffff).wrapping_mul(0x0001_0001_0001_0001)),
+        4 => Some((v & 0xffff_ffff).wrapping_mul(0x0000_0001_0000_0001)),
+        8 => Some(v),
+        _ => None,
+    };
+    let mut p = [0u8; 16];
+    match word {
+        Some(x) => {
+            p[..8].copy_from_slice(&x.to_le_bytes());
+            p[8..].copy_from_slice(&x.to_le_bytes());
+            (p, 16)
+        }
+        None => {
+            let idx = &PATTERN_IDX[off & 7];
+            for (b, &i) in p.iter_mut().zip(idx) {
+                *b = w[usize::from(i) & 7];
+            }
+            (p, 16 / off * off)
+        }
+    }
+}
+
+/// Copies the match of `ml` bytes at offset `off` (`1..=op`) to
+/// `out[op..op + ml]` (`op + ml <= PAGE_BYTES`), with wide moves where
+/// the page has room for their overshoot.
+#[inline(always)]
+fn copy_match(out: &mut Page, op: usize, off: usize, ml: usize) {
+    let start = op - off;
+    if op + ml + 16 <= PAGE_BYTES {
+        if off >= 16 {
+            // Each 16-byte chunk reads bytes at least 16 before the ones
+            // it writes, all written already (by earlier chunks where
+            // the match overlaps itself).
+            let mut k = 0;
+            while k < ml {
+                out.copy_within(start + k..start + k + 16, op + k);
+                k += 16;
+            }
+        } else if off <= 8 {
+            // Short period: stores of a 16-byte pattern, none of which
+            // waits for another.
+            let (p, step) = pattern(out, start, off);
+            let mut k = 0;
+            while k < ml {
+                out[op + k..op + k + 16].copy_from_slice(&p);
+                k += step;
+            }
+        } else {
+            // 9..=15: 8-byte chunks, each reading bytes written before.
+            let mut k = 0;
+            while k < ml {
+                copy8(out, start + k, op + k);
+                k += 8;
+            }
+        }
+    } else if off >= ml {
+        out.copy_within(start..start + ml, op);
+    } else {
+        // Overlapping, near the end of the page: [start, op + done) has
+        // period `off` and `done` is a multiple of `off` until the last
+        // copy, so copying from `start` keeps the period; each copy reads
+        // bytes before the ones it writes.
+        let mut done = 0;
+        while done < ml {
+            let n = (off + done).min(ml - done);
+            out.copy_within(start..start + n, op + done);
+            done += n;
+        }
+    }
+}
+
 /// Copies 8 bytes `out[from..from + 8]` to `out[to..to + 8]`; the caller
 /// ensures `from + 8 <= to` (no overlap) and `to + 8 <= out.len()`.
 #[inline(always)]
@@ -61,12 +167,67 @@ fn copy8(out: &mut Page, from: usize, to: usize) {
     out[to..to + 8].copy_from_slice(&t);
 }
 
-/// As [`copy8`], 16 bytes.
-#[inline(always)]
-fn copy16(out: &mut Page, from: usize, to: usize) {
-    let mut t = [0u8; 16];
-    t.copy_from_slice(&out[from..from + 16]);
-    out[to..to + 16].copy_from_slice(&t);
+/// Decodes one sequence at `*ip` (any position, every check), advancing
+/// `*ip` and `*op`. `Ok(true)` if it was the last one.
+fn sequence(
+    input: &[u8],
+    out: &mut Page,
+    ip: &mut usize,
+    op: &mut usize,
+) -> Result<bool, DecodeError> {
+    let token = *input.get(*ip).ok_or(DecodeError::Truncated)?;
+    *ip += 1;
+
+    // Literals.
+    let mut lit = usize::from(token >> 4);
+    if lit == 15 {
+        lit = extend(input, ip, lit)?;
+    }
+    if lit <= 16 && *ip + 16 <= input.len() && *op + 16 <= PAGE_BYTES {
+        // Wild copy: bytes past `op + lit` are overwritten later.
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&input[*ip..*ip + 16]);
+        out[*op..*op + 16].copy_from_slice(&t);
+    } else {
+        let src = input.get(*ip..*ip + lit).ok_or(DecodeError::Truncated)?;
+        out.get_mut(*op..*op + lit)
+            .ok_or(DecodeError::WrongLength)?
+            .copy_from_slice(src);
+    }
+    *ip += lit;
+    *op += lit;
+    if *op > PAGE_BYTES || *ip > input.len() {
+        return Err(DecodeError::Truncated);
+    }
+    if *ip == input.len() {
+        // The last sequence: literals only.
+        return if *op == PAGE_BYTES {
+            Ok(true)
+        } else {
+            Err(DecodeError::WrongLength)
+        };
+    }
+
+    // Match.
+    let off = match input.get(*ip..*ip + 2) {
+        Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
+        _ => return Err(DecodeError::Truncated),
+    };
+    *ip += 2;
+    if off == 0 || off > *op {
+        return Err(DecodeError::BadOffset);
+    }
+    let mut ml = usize::from(token & 15);
+    if ml == 15 {
+        ml = extend(input, ip, ml)?;
+    }
+    ml += 4;
+    if *op + ml > PAGE_BYTES {
+        return Err(DecodeError::WrongLength);
+    }
+    copy_match(out, *op, off, ml);
+    *op += ml;
+    Ok(false)
 }
 
 /// Decodes the lz4 block `input` into `page`. On error the page holds
@@ -75,89 +236,56 @@ pub fn decode_page(input: &[u8], page: &mut Page) -> Result<(), DecodeError> {
     let out = page;
     let (mut ip, mut op) = (0usize, 0usize);
     loop {
-        let token = *input.get(ip).ok_or(DecodeError::Truncated)?;
-        ip += 1;
-
-        // Literals.
-        let mut lit = usize::from(token >> 4);
-        if lit == 15 {
-            lit = extend(input, &mut ip, lit)?;
-        }
-        if lit <= 16 && ip + 16 <= input.len() && op + 16 <= PAGE_BYTES {
-            // Wild copy: bytes past `op + lit` are overwritten later.
-            let mut t = [0u8; 16];
-            t.copy_from_slice(&input[ip..ip + 16]);
-            out[op..op + 16].copy_from_slice(&t);
-        } else {
-            let src = input.get(ip..ip + lit).ok_or(DecodeError::Truncated)?;
-            out.get_mut(op..op + lit)
-                .ok_or(DecodeError::WrongLength)?
-                .copy_from_slice(src);
-        }
-        ip += lit;
-        op += lit;
-        if op > PAGE_BYTES || ip > input.len() {
-            return Err(DecodeError::Truncated);
-        }
-        if ip == input.len() {
-            // The last sequence: literals only.
-            return if op == PAGE_BYTES {
-                Ok(())
-            } else {
-                Err(DecodeError::WrongLength)
-            };
-        }
-
-        // Match.
-        let off = match input.get(ip..ip + 2) {
-            Some(&[a, b]) => usize::from(u16::from_le_bytes([a, b])),
-            _ => return Err(DecodeError::Truncated),
-        };
-        ip += 2;
-        if off == 0 || off > op {
-            return Err(DecodeError::BadOffset);
-        }
-        let mut ml = usize::from(token & 15);
-        if ml == 15 {
-            ml = extend(input, &mut ip, ml)?;
-        }
-        ml += 4;
-        if op + ml > PAGE_BYTES {
-            return Err(DecodeError::WrongLength);
-        }
-        let start = op - off;
-        let room = op + ml + 16 <= PAGE_BYTES;
-        if room && off >= 16 && ml <= 32 {
-            // Each 16-byte chunk reads bytes at least 16 before the
-            // ones it writes, all written already. (Longer matches go to
-            // `copy_within`: a chunk loop would chain store-to-load
-            // forwarding at offset 16.)
-            let mut k = 0;
-            while k < ml {
-                copy16(out, start + k, op + k);
-                k += 16;
-            }
-        } else if room && off >= 8 && ml <= 16 {
-            let mut k = 0;
-            while k < ml {
-                copy8(out, start + k, op + k);
-                k += 8;
-            }
-        } else if off >= ml {
-            out.copy_within(start..start + ml, op);
-        } else {
-            // Overlapping: [start, op + done) has period `off` and
-            // `done` is a multiple of `off` until the last copy, so
-            // copying from `start` keeps the period; each copy reads
-            // bytes before the ones it writes.
-            let mut done = 0;
-            while done < ml {
-                let n = (off + done).min(ml - done);
-                out.copy_within(start..start + n, op + done);
-                done += n;
+        // Fast path: a sequence with at most 14 literals, far from both
+        // ends. It is not the last sequence (that ends the input, and
+        // `FAST_IN` bytes follow its token), and checks once that its
+        // bytes are there.
+        if let (Some(win), true) = (input.get(ip..ip + FAST_IN), op + FAST_OUT <= PAGE_BYTES) {
+            let token = win[0];
+            let lit = usize::from(token >> 4);
+            if lit < 15 {
+                out[op..op + 16].copy_from_slice(&win[1..17]);
+                op += lit;
+                let off = usize::from(u16::from_le_bytes([win[1 + lit], win[2 + lit]]));
+                ip += 3 + lit;
+                if off == 0 || off > op {
+                    return Err(DecodeError::BadOffset);
+                }
+                let mut ml = usize::from(token & 15);
+                if ml < 15 && off >= 8 {
+                    // At most 18 bytes: three 8-byte moves, each reading
+                    // bytes at least 8 before the ones it writes.
+                    let start = op - off;
+                    copy8(out, start, op);
+                    copy8(out, start + 8, op + 8);
+                    copy8(out, start + 16, op + 16);
+                    op += ml + 4;
+                    continue;
+                }
+                if ml < 15 {
+                    // Overlapping, at most 18 bytes: two stores of the
+                    // pattern (its step is at least 12).
+                    let (p, step) = pattern(out, op - off, off);
+                    out[op..op + 16].copy_from_slice(&p);
+                    out[op + step..op + step + 16].copy_from_slice(&p);
+                    op += ml + 4;
+                    continue;
+                }
+                if ml == 15 {
+                    ml = extend(input, &mut ip, ml)?;
+                    if op + ml + 4 > PAGE_BYTES {
+                        return Err(DecodeError::WrongLength);
+                    }
+                }
+                ml += 4;
+                copy_match(out, op, off, ml);
+                op += ml;
+                continue;
             }
         }
-        op += ml;
+        if sequence(input, out, &mut ip, &mut op)? {
+            return Ok(());
+        }
     }
 }
 
