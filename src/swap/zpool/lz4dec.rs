@@ -230,6 +230,50 @@ fn sequence(
     Ok(false)
 }
 
+/// The match of a sequence in the fast loop: `off` read, `*ip` past it,
+/// `*op` past the literals, with `FAST_OUT - 14` bytes of room after
+/// `*op`.
+#[inline(always)]
+fn fast_match(
+    input: &[u8],
+    out: &mut Page,
+    ip: &mut usize,
+    op: &mut usize,
+    token: u8,
+    off: usize,
+) -> Result<(), DecodeError> {
+    if off == 0 || off > *op {
+        return Err(DecodeError::BadOffset);
+    }
+    let mut ml = usize::from(token & 15);
+    let start = *op - off;
+    if ml < 15 && off >= 8 {
+        // At most 18 bytes: three 8-byte moves, each reading bytes at
+        // least 8 before the ones it writes.
+        copy8(out, start, *op);
+        copy8(out, start + 8, *op + 8);
+        copy8(out, start + 16, *op + 16);
+        *op += ml + 4;
+        return Ok(());
+    }
+    if ml < 15 {
+        // Overlapping, at most 18 bytes: two stores of the pattern (its
+        // step is at least 12).
+        let (p, step) = pattern(out, start, off);
+        out[*op..*op + 16].copy_from_slice(&p);
+        out[*op + step..*op + step + 16].copy_from_slice(&p);
+        *op += ml + 4;
+        return Ok(());
+    }
+    ml = extend(input, ip, ml)? + 4;
+    if *op + ml > PAGE_BYTES {
+        return Err(DecodeError::WrongLength);
+    }
+    copy_match(out, *op, off, ml);
+    *op += ml;
+    Ok(())
+}
+
 /// Decodes the lz4 block `input` into `page`. On error the page holds
 /// whatever was decoded so far.
 pub fn decode_page(input: &[u8], page: &mut Page) -> Result<(), DecodeError> {
@@ -248,38 +292,26 @@ pub fn decode_page(input: &[u8], page: &mut Page) -> Result<(), DecodeError> {
                 op += lit;
                 let off = usize::from(u16::from_le_bytes([win[1 + lit], win[2 + lit]]));
                 ip += 3 + lit;
-                if off == 0 || off > op {
-                    return Err(DecodeError::BadOffset);
+                fast_match(input, out, &mut ip, &mut op, token, off)?;
+                continue;
+            }
+            // A long run of literals: 16-byte moves if `FAST_IN` bytes
+            // follow it and the page has room after it.
+            let mut i = ip + 1;
+            let lit = extend(input, &mut i, lit)?;
+            if let (Some(src), true) = (
+                input.get(i..i + lit + FAST_IN),
+                op + lit + FAST_OUT <= PAGE_BYTES,
+            ) {
+                let mut k = 0;
+                while k < lit {
+                    out[op + k..op + k + 16].copy_from_slice(&src[k..k + 16]);
+                    k += 16;
                 }
-                let mut ml = usize::from(token & 15);
-                if ml < 15 && off >= 8 {
-                    // At most 18 bytes: three 8-byte moves, each reading
-                    // bytes at least 8 before the ones it writes.
-                    let start = op - off;
-                    copy8(out, start, op);
-                    copy8(out, start + 8, op + 8);
-                    copy8(out, start + 16, op + 16);
-                    op += ml + 4;
-                    continue;
-                }
-                if ml < 15 {
-                    // Overlapping, at most 18 bytes: two stores of the
-                    // pattern (its step is at least 12).
-                    let (p, step) = pattern(out, op - off, off);
-                    out[op..op + 16].copy_from_slice(&p);
-                    out[op + step..op + step + 16].copy_from_slice(&p);
-                    op += ml + 4;
-                    continue;
-                }
-                if ml == 15 {
-                    ml = extend(input, &mut ip, ml)?;
-                    if op + ml + 4 > PAGE_BYTES {
-                        return Err(DecodeError::WrongLength);
-                    }
-                }
-                ml += 4;
-                copy_match(out, op, off, ml);
-                op += ml;
+                op += lit;
+                let off = usize::from(u16::from_le_bytes([src[lit], src[lit + 1]]));
+                ip = i + lit + 2;
+                fast_match(input, out, &mut ip, &mut op, token, off)?;
                 continue;
             }
         }
