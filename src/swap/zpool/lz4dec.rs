@@ -78,35 +78,39 @@ const PATTERN_IDX: [[u8; 16]; 8] = {
 
 /// The 16 bytes of period `off` (1..=8) that start at `out[start]`, and
 /// the largest multiple of `off` that is at most 16 (the step at which
-/// the pattern repeats). Reads `out[start..start + 8]`, of which only the
-/// first `off` bytes matter.
+/// the pattern repeats). Reads only `out[start..start + off]` (a wider
+/// load would straddle the stores just made, and wait for them).
 #[inline(always)]
 fn pattern(out: &Page, start: usize, off: usize) -> ([u8; 16], usize) {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&out[start..start + 8]);
-    let v = u64::from_le_bytes(w);
     let word = match off {
-        1 => Some((v & 0xff).wrapping_mul(0x0101_0101_0101_0101)),
-        2 => Some((v & 0xffff).wrapping_mul(0x0001_0001_0001_0001)),
-        4 => Some((v & 0xffff_ffff).wrapping_mul(0x0000_0001_0000_0001)),
-        8 => Some(v),
-        _ => None,
-    };
-    let mut p = [0u8; 16];
-    match word {
-        Some(x) => {
-            p[..8].copy_from_slice(&x.to_le_bytes());
-            p[8..].copy_from_slice(&x.to_le_bytes());
-            (p, 16)
+        1 => u64::from(out[start]).wrapping_mul(0x0101_0101_0101_0101),
+        2 => {
+            let v = u16::from_le_bytes([out[start], out[start + 1]]);
+            u64::from(v).wrapping_mul(0x0001_0001_0001_0001)
         }
-        None => {
+        4 => {
+            let mut w = [0u8; 4];
+            w.copy_from_slice(&out[start..start + 4]);
+            u64::from(u32::from_le_bytes(w)).wrapping_mul(0x0000_0001_0000_0001)
+        }
+        8 => {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&out[start..start + 8]);
+            u64::from_le_bytes(w)
+        }
+        _ => {
+            let mut p = [0u8; 16];
             let idx = &PATTERN_IDX[off & 7];
             for (b, &i) in p.iter_mut().zip(idx) {
-                *b = w[usize::from(i) & 7];
+                *b = out[start + usize::from(i)];
             }
-            (p, 16 / off * off)
+            return (p, 16 / off * off);
         }
-    }
+    };
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&word.to_le_bytes());
+    p[8..].copy_from_slice(&word.to_le_bytes());
+    (p, 16)
 }
 
 /// Copies the match of `ml` bytes at offset `off` (`1..=op`) to
