@@ -388,6 +388,266 @@ mod tests {
         );
     }
 
+    /// Writes an lz4 length: the nibble is in the token, the rest here.
+    fn push_len(block: &mut Vec<u8>, mut rest: usize) {
+        while rest >= 255 {
+            block.push(255);
+            rest -= 255;
+        }
+        block.push(rest as u8);
+    }
+
+    /// Appends one sequence: `lits`, then a match of `ml` (>= 4) bytes at
+    /// `off` (any value: the tests also build bad ones).
+    fn push_seq(block: &mut Vec<u8>, lits: &[u8], off: u16, ml: usize) {
+        let (l, m) = (lits.len(), ml - 4);
+        block.push(((l.min(15) as u8) << 4) | m.min(15) as u8);
+        if l >= 15 {
+            push_len(block, l - 15);
+        }
+        block.extend_from_slice(lits);
+        block.extend_from_slice(&off.to_le_bytes());
+        if m >= 15 {
+            push_len(block, m - 15);
+        }
+    }
+
+    /// Appends the last sequence: literals only.
+    fn push_last(block: &mut Vec<u8>, lits: &[u8]) {
+        let l = lits.len();
+        block.push((l.min(15) as u8) << 4);
+        if l >= 15 {
+            push_len(block, l - 15);
+        }
+        block.extend_from_slice(lits);
+    }
+
+    /// The reference: the format decoded one byte at a time, `None` for
+    /// any block that is not exactly one page.
+    fn naive(block: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        let mut ip = 0;
+        let len = |ip: &mut usize, nibble: u8| -> Option<usize> {
+            let mut n = usize::from(nibble);
+            if n == 15 {
+                loop {
+                    let b = *block.get(*ip)?;
+                    *ip += 1;
+                    n += usize::from(b);
+                    if b != 255 {
+                        break;
+                    }
+                }
+            }
+            Some(n)
+        };
+        loop {
+            let token = *block.get(ip)?;
+            ip += 1;
+            let l = len(&mut ip, token >> 4)?;
+            out.extend_from_slice(block.get(ip..ip + l)?);
+            ip += l;
+            if ip == block.len() {
+                return (out.len() == PAGE_BYTES).then_some(out);
+            }
+            let off = usize::from(u16::from_le_bytes([*block.get(ip)?, *block.get(ip + 1)?]));
+            ip += 2;
+            let ml = len(&mut ip, token & 15)? + 4;
+            if off == 0 || off > out.len() || out.len() + ml > PAGE_BYTES {
+                return None;
+            }
+            for _ in 0..ml {
+                out.push(out[out.len() - off]);
+            }
+        }
+    }
+
+    /// Decodes `block` both ways; they must agree (and an `Ok` page must
+    /// be the reference's).
+    fn check(block: &[u8]) -> Result<(), DecodeError> {
+        let mut back = [0x5au8; PAGE_BYTES];
+        let got = decode_page(block, &mut back);
+        match naive(block) {
+            Some(want) => {
+                assert_eq!(got, Ok(()));
+                assert_eq!(&back[..], &want[..]);
+            }
+            None => assert!(got.is_err(), "accepted a bad block"),
+        }
+        got
+    }
+
+    fn noise(n: usize, seed: u64) -> Vec<u8> {
+        let mut x = seed | 1;
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// A block: `pre` literals, one match at `off` of `ml` bytes, then
+    /// literals to the end of the page (or an empty last sequence if the
+    /// match ends the page).
+    fn one_match(pre: usize, off: u16, ml: usize) -> Vec<u8> {
+        let mut b = Vec::new();
+        push_seq(&mut b, &noise(pre, pre as u64 * 31 + ml as u64), off, ml);
+        push_last(&mut b, &noise(PAGE_BYTES - pre - ml, 7));
+        b
+    }
+
+    #[test]
+    fn overlapping_matches_of_every_short_offset() {
+        // Offsets 1..=40 (the pattern, 8-byte and 16-byte paths), short
+        // and long matches, in the fast loop (early) and near the end of
+        // the page (late, where the wide moves have no room).
+        for off in 1..=40u16 {
+            for ml in (4..=40).chain([63, 64, 65, 100, 255, 300, 1000]) {
+                for pre in [usize::from(off), 40, 100] {
+                    assert_eq!(check(&one_match(pre, off, ml)), Ok(()), "{off} {ml} {pre}");
+                }
+                for tail in [0, 1, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
+                    let pre = PAGE_BYTES - ml - tail;
+                    assert_eq!(
+                        check(&one_match(pre, off, ml)),
+                        Ok(()),
+                        "{off} {ml} end-{tail}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn matches_up_to_the_last_byte() {
+        // The page ends with a match; the block with an empty last
+        // sequence. Every copy path, with and without room.
+        for off in [1u16, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 200] {
+            for ml in [4, 5, 8, 16, 18, 19, 32, 33, 100] {
+                let mut b = Vec::new();
+                let pre = PAGE_BYTES - ml - 4;
+                push_seq(&mut b, &noise(pre, 3), off, 4);
+                push_seq(&mut b, &[], off, ml);
+                push_last(&mut b, &[]);
+                assert_eq!(check(&b), Ok(()), "{off} {ml}");
+            }
+        }
+    }
+
+    #[test]
+    fn chains_of_short_sequences() {
+        // Many short sequences in a row (the fast loop's common case),
+        // every literal count 0..=20 and match length 4..=20.
+        let mut b = Vec::new();
+        let mut op = 0;
+        let mut i = 0u64;
+        while op < PAGE_BYTES - 200 {
+            let lit = (i % 21) as usize;
+            let ml = 4 + (i / 21 % 17) as usize;
+            let off = [1u16, 2, 3, 4, 6, 8, 12, 16, 24, 40, 300][(i % 11) as usize];
+            let lits = noise(lit, i);
+            if op + lit < usize::from(off) {
+                push_seq(&mut b, &noise(usize::from(off), i), 1, 4);
+                op += usize::from(off) + 4;
+            }
+            push_seq(&mut b, &lits, off, ml);
+            op += lit + ml;
+            i += 1;
+        }
+        push_last(&mut b, &noise(PAGE_BYTES - op, 9));
+        assert_eq!(check(&b), Ok(()));
+    }
+
+    #[test]
+    fn bad_offsets_and_lengths_are_errors() {
+        let early = 40;
+        for (pre, at) in [(8, "start"), (early, "fast"), (PAGE_BYTES - 60, "end")] {
+            let ok = one_match(pre, 8, 20);
+            assert_eq!(check(&ok), Ok(()), "{at}");
+            // Offset 0 and beyond the output.
+            for off in [0u16, pre as u16 + 1, u16::MAX] {
+                assert_eq!(
+                    check(&one_match(pre, off, 20)),
+                    Err(DecodeError::BadOffset),
+                    "{at} {off}"
+                );
+            }
+            // A match past the end of the page, short and extended.
+            for ml in [PAGE_BYTES - pre + 1, PAGE_BYTES, PAGE_BYTES + 300, 70_000] {
+                let mut b = Vec::new();
+                push_seq(&mut b, &noise(pre, 1), 1, ml);
+                push_last(&mut b, &noise(40, 2));
+                assert_eq!(check(&b), Err(DecodeError::WrongLength), "{at} {ml}");
+            }
+            // Literals past the end of the page.
+            let mut b = Vec::new();
+            push_seq(&mut b, &noise(pre, 1), 1, 4);
+            push_last(&mut b, &noise(PAGE_BYTES - pre - 4 + 1, 2));
+            assert!(check(&b).is_err(), "{at} literals");
+        }
+        // A literal length that claims more than the page, in the fast
+        // loop's window (bytes follow) and at the end.
+        let mut b = vec![0xf0];
+        push_len(&mut b, 5000);
+        b.extend_from_slice(&[0u8; 64]);
+        assert_eq!(check(&b), Err(DecodeError::WrongLength));
+        // Length bytes that never end.
+        assert!(check(&[0xf0, 255, 255, 255]).is_err());
+        assert!(check(&[0x0f, 255, 255, 255]).is_err());
+        let mut b = Vec::new();
+        push_seq(&mut b, &noise(40, 1), 8, 4);
+        b.extend_from_slice(&[0x0f, 8, 0]);
+        b.extend_from_slice(&[255; 40]);
+        assert!(check(&b).is_err());
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let mut blocks = vec![one_match(40, 3, 100), one_match(PAGE_BYTES - 70, 16, 30)];
+        let mut p = [0u8; PAGE_BYTES];
+        fill(ContentKind::Mixed, 5, &mut p);
+        blocks.push(lz4(&p));
+        for b in &blocks {
+            assert_eq!(check(b), Ok(()));
+            for n in 0..b.len() {
+                assert!(check(&b[..n]).is_err(), "prefix {n}");
+            }
+        }
+    }
+
+    /// A block of random sequences (offsets biased to 1..=40, long and
+    /// short lengths) that expands to exactly one page.
+    fn block_strategy() -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(
+            (0usize..40, any::<u16>(), 0u8..4, 0usize..80, any::<u64>()),
+            1..300,
+        )
+        .prop_map(|seqs| {
+            let mut b = Vec::new();
+            let mut op = 0usize;
+            for (lit, off, kind, ml, seed) in seqs {
+                let ml = if kind == 0 { ml * 7 + 4 } else { ml % 20 + 4 };
+                let lit = if op == 0 { lit.max(1) } else { lit };
+                if op + lit + ml > PAGE_BYTES {
+                    break;
+                }
+                let room = (op + lit).min(usize::from(u16::MAX));
+                let off = if kind == 3 {
+                    usize::from(off) % room + 1
+                } else {
+                    usize::from(off) % room.min(40) + 1
+                };
+                push_seq(&mut b, &noise(lit, seed), off as u16, ml);
+                op += lit + ml;
+            }
+            push_last(&mut b, &noise(PAGE_BYTES - op, 11));
+            b
+        })
+    }
+
     /// Pages with runs, repeats and noise, to exercise every copy path.
     fn page_strategy() -> impl Strategy<Value = Vec<u8>> {
         proptest::collection::vec((any::<u8>(), 1usize..300, 0u8..4), 1..60).prop_map(|runs| {
@@ -422,6 +682,25 @@ mod tests {
             let mut back = [0u8; PAGE_BYTES];
             prop_assert_eq!(decode_page(&block, &mut back), Ok(()));
             prop_assert_eq!(&back[..], &p[..]);
+        }
+
+        #[test]
+        fn agrees_with_the_reference(b in block_strategy()) {
+            prop_assert_eq!(check(&b), Ok(()));
+        }
+
+        #[test]
+        fn damaged_blocks_agree_with_the_reference(
+            b in block_strategy(),
+            at in any::<usize>(),
+            x in 1u8..,
+            cut in any::<usize>(),
+        ) {
+            let mut b = b;
+            let i = at % b.len();
+            b[i] ^= x;
+            let _ = check(&b);
+            let _ = check(&b[..cut % (b.len() + 1)]);
         }
 
         #[test]
