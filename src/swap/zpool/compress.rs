@@ -58,8 +58,17 @@ pub fn same_filled(page: &Page) -> Option<u64> {
 /// Fills `page` with the word `word` (the inverse of [`same_filled`]).
 pub fn fill_same(page: &mut Page, word: u64) {
     let bytes = word.to_ne_bytes();
-    for chunk in page.chunks_exact_mut(8) {
+    if bytes.iter().all(|&b| b == bytes[0]) {
+        // The zero page above all: one `memset`.
+        page.fill(bytes[0]);
+        return;
+    }
+    let mut line = [0u8; 64];
+    for chunk in line.chunks_exact_mut(8) {
         chunk.copy_from_slice(&bytes);
+    }
+    for chunk in page.chunks_exact_mut(64) {
+        chunk.copy_from_slice(&line);
     }
 }
 
@@ -125,8 +134,18 @@ mod tests {
     fn same_filled_finds_only_uniform_words() {
         let mut p = [0u8; PAGE_BYTES];
         assert_eq!(same_filled(&p), Some(0));
+        for w in [
+            0xdead_beef_0123_4567,
+            u64::MAX,
+            0x0101_0101_0101_0101,
+            0,
+            1 << 63,
+        ] {
+            fill_same(&mut p, w);
+            assert_eq!(same_filled(&p), Some(w));
+            assert!(p.chunks_exact(8).all(|c| c == w.to_ne_bytes()));
+        }
         fill_same(&mut p, 0xdead_beef_0123_4567);
-        assert_eq!(same_filled(&p), Some(0xdead_beef_0123_4567));
         p[PAGE_BYTES - 1] ^= 1;
         assert_eq!(same_filled(&p), None);
         let mut q = [7u8; PAGE_BYTES];
