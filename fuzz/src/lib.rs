@@ -31,9 +31,12 @@ pub mod xs_client;
 pub mod xs_ring;
 pub mod xs_wire;
 
+/// A target's checking function: panics when a property fails.
+pub type Check = fn(&[u8]);
+
 /// Every target: its name (the binary, and the folder of its seeds and
 /// regressions) and its checking function.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("xs_wire", xs_wire::check),
     ("xs_ring", xs_ring::check),
     ("xs_client", xs_client::check),

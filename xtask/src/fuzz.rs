@@ -30,7 +30,7 @@ use crate::common;
 pub const LONG_RUNS: u64 = 1_000_000;
 /// Inputs per target in `cargo xtask test` (a fixed count, the same
 /// libFuzzer seed every time, a fresh working corpus).
-pub const SHORT_RUNS: u64 = 20_000;
+pub const SHORT_RUNS: u64 = 50_000;
 
 /// rustc flags for SanitizerCoverage as libFuzzer uses it, plus the
 /// `fuzzing` cfg `cargo fuzz` sets.
@@ -127,9 +127,9 @@ pub fn build() -> Result<PathBuf> {
 /// `stat::number_of_executed_units` from libFuzzer's final stats.
 pub fn executed_units(log: &str) -> Option<u64> {
     log.lines()
+        .rev()
         .filter_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
-        .filter_map(|v| v.trim().parse().ok())
-        .last()
+        .find_map(|v| v.trim().parse().ok())
 }
 
 fn files_in(dir: &Path) -> BTreeSet<PathBuf> {
