@@ -1,6 +1,7 @@
 //! Fuzz harness for the parsers of selfballoon that read what another
 //! domain wrote: xenstore wire messages, ring indices and a hostile
-//! xenstored, tunable values, strict decimals (`memory/target`), the
+//! xenstored, tunable values (alone and as the watch handler reads
+//! them), strict decimals (`memory/target`), the
 //! workload grammar, the kernel command line, and the PVH start info
 //! with its memory map.
 //!
@@ -29,6 +30,7 @@ pub mod tunables;
 pub mod workload;
 pub mod xs_client;
 pub mod xs_ring;
+pub mod xs_tunables;
 pub mod xs_wire;
 
 /// A target's checking function: panics when a property fails.
@@ -41,6 +43,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("xs_ring", xs_ring::check),
     ("xs_client", xs_client::check),
     ("tunables", tunables::check),
+    ("xs_tunables", xs_tunables::check),
     ("decimal", decimal::check),
     ("workload", workload::check),
     ("cmdline", cmdline::check),

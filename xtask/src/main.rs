@@ -41,6 +41,7 @@ commands:
   sim [sim options]                the policy simulator on traces (`cargo xtask sim --help`)
   fuzz [--target T] [--runs N]     coverage-guided fuzzing (libFuzzer) of the parsers of what
                                    other domains write: N inputs per target (default 1000000)
+  fuzz --short                     the fuzz step of `test`: 50000 inputs per target, fixed seed
 
 options:
   --timeout S     give up after S seconds
@@ -64,6 +65,7 @@ struct Args {
     xen: Option<qemu::Xen>,
     fuzz_target: Option<String>,
     runs: Option<u64>,
+    short: bool,
     words: Vec<String>,
 }
 
@@ -112,6 +114,7 @@ fn parse(args: &[String]) -> Result<Args> {
                         .map_err(|_| anyhow!("--runs: '{v}' is not a number of inputs"))?,
                 );
             }
+            "--short" => a.short = true,
             "-v" | "--verbose" => a.verbose = true,
             "--rebuild" => a.rebuild = true,
             "--no-nested" => a.no_nested = true,
@@ -205,8 +208,12 @@ fn real_main(argv: &[String]) -> Result<()> {
         "test" => test_all(&a),
         "fuzz" => fuzz::run(&fuzz::Opts {
             target: a.fuzz_target.clone(),
-            runs: a.runs.unwrap_or(fuzz::LONG_RUNS),
-            short: false,
+            runs: a.runs.unwrap_or(if a.short {
+                fuzz::SHORT_RUNS
+            } else {
+                fuzz::LONG_RUNS
+            }),
+            short: a.short,
         })
         .map(drop),
         "demo" => demo(&a),
