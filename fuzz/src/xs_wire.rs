@@ -31,6 +31,8 @@ pub fn check(data: &[u8]) {
 
     // Reply payloads: the same bytes through every parser.
     let p = data;
+    // What the accepting parsers saw, without the optional final NUL.
+    let body = p.strip_suffix(b"\0").unwrap_or(p);
     if let Ok(v) = wire::parse_value(p) {
         assert_eq!(v.as_bytes(), p);
     }
@@ -44,20 +46,30 @@ pub fn check(data: &[u8]) {
             rebuilt.extend_from_slice(n.as_bytes());
             rebuilt.push(0);
         }
-        let body = p.strip_suffix(b"\0").unwrap_or(p);
         let rebody = rebuilt.strip_suffix(b"\0").unwrap_or(&rebuilt);
         assert_eq!(body, rebody, "directory names rejoin to the payload");
     }
     if let Ok(id) = wire::parse_tx_id(p) {
         assert_ne!(id, 0);
+        assert!(!body.is_empty() && body.iter().all(u8::is_ascii_digit));
+        assert_eq!(std::str::from_utf8(body).unwrap().parse::<u32>(), Ok(id));
         assert_eq!(wire::parse_tx_id(id.to_string().as_bytes()), Ok(id));
     }
     match wire::parse_error(p) {
-        XsError::Remote(_) | XsError::Protocol => {}
+        XsError::Remote(_) => {
+            assert!(body.len() >= 2 && body.len() <= 32 && body[0] == b'E');
+            assert!(body
+                .iter()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()));
+        }
+        XsError::Protocol => {}
         other => panic!("parse_error gave {other:?}"),
     }
     if let Ok((path, token)) = wire::parse_watch_event(p) {
         assert!(!path.is_empty() && !path.contains('\0') && !token.contains('\0'));
+        // Exactly `path\0token`, with or without the final NUL.
+        let exact = [path.as_bytes(), b"\0", token.as_bytes()].concat();
+        assert!(p == exact || p == [&exact[..], b"\0"].concat(), "{p:?}");
         // What xenstored would send for this event parses the same way
         // (when the path is one we could have watched at all).
         if let Ok(ev) = wire::encode_watch_event(&path, &token) {
