@@ -39,6 +39,11 @@ pub fn render(a: &KernelArgs) -> String {
         Some(false) => w.push("noselfballooning".into()),
         None => {}
     }
+    match a.selfshrink {
+        Some(true) => w.push("selfshrink".into()),
+        Some(false) => w.push("noselfshrink".into()),
+        None => {}
+    }
     if let Some(m) = a.selfballoon_mode {
         w.push(format!("selfballoon_mode={}", m.name()));
     }
