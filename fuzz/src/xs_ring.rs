@@ -111,7 +111,7 @@ pub fn check(data: &[u8]) {
     };
     let mut fill = 0u8;
     let mut steps = 0;
-    while !inp.is_empty() && steps < 256 {
+    while !inp.is_empty() && steps < 64 {
         steps += 1;
         match inp.u8() % 8 {
             // Peer: arbitrary response indices.
@@ -209,16 +209,12 @@ fn client_write(p: &mut Page, len: usize, seed: u8) {
         (Ok(used), Ok(n)) => {
             assert_eq!(n, (XENSTORE_RING_SIZE - used).min(len));
             assert_eq!(p.req_prod, prod.wrapping_add(n as u32));
+            // The data at the masked offsets, and nothing else changed.
+            let mut want = before;
             for (i, &b) in data[..n].iter().enumerate() {
-                assert_eq!(p.req[(prod.wrapping_add(i as u32) & MASK) as usize], b);
+                want[(prod.wrapping_add(i as u32) & MASK) as usize] = b;
             }
-            // Bytes outside the written span are untouched.
-            for off in 0..XENSTORE_RING_SIZE as u32 {
-                let rel = (off.wrapping_sub(prod) & MASK) as usize;
-                if rel >= n {
-                    assert_eq!(p.req[off as usize], before[off as usize]);
-                }
-            }
+            assert!(p.req == want, "the request ring holds other bytes");
         }
         (used, r) => panic!("used {used:?} but write_request {r:?}"),
     }
