@@ -401,6 +401,10 @@ impl Spec {
         // first pass left the balance: if they free more than they
         // allocate, a later pass would free what is not reserved.
         if repeat != Repeat::Once && repeat_from > 0 {
+            let start = reserved;
+            // The lowest balance after a free in the replayed pass, and
+            // that free's phase.
+            let mut low = (reserved, repeat_from);
             for (i, p) in phases.iter().enumerate().skip(repeat_from) {
                 match *p {
                     Phase::Alloc { pages } => reserved = reserved.saturating_add(pages),
@@ -409,9 +413,30 @@ impl Spec {
                             phase: i,
                             kind: ParseErrorKind::FreeExceedsReserved,
                         })?;
+                        if reserved < low.0 {
+                            low = (reserved, i);
+                        }
                     }
                     Phase::Free(FreeAmount::All) => reserved = 0,
                     _ => {}
+                }
+            }
+            // A pass that ends lower than it started (no `free:all`: that
+            // makes every pass end alike) loses as much again on every
+            // pass after it, so one replay is not enough: the last pass
+            // starts `loss` lower per pass in between, and must still
+            // find its lowest point reserved.
+            if reserved < start {
+                let loss = start - reserved;
+                let more = match repeat {
+                    Repeat::Times(n) => u64::from(n).saturating_sub(2),
+                    _ => u64::MAX,
+                };
+                if more.checked_mul(loss).is_none_or(|d| d > low.0) {
+                    return Err(ParseError {
+                        phase: low.1,
+                        kind: ParseErrorKind::FreeExceedsReserved,
+                    });
                 }
             }
         }
@@ -500,6 +525,44 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    /// Found by the `workload` fuzz target (fuzz/regressions/workload/):
+    /// a loop (`repeat@from`) that frees more than it allocates was
+    /// checked for one later pass only, so a third pass freed pages that
+    /// were not reserved.
+    #[test]
+    fn loops_that_lose_pages_are_checked_for_every_pass() {
+        use ParseErrorKind::*;
+        // Each pass after the first frees one page more than it reserves.
+        assert_eq!(
+            err("alloc:8K,idle:1s,free:4K,repeat:9@2"),
+            (2, FreeExceedsReserved)
+        );
+        assert_eq!(
+            err("alloc:8K,idle:1s,free:4K,repeat@1"),
+            (2, FreeExceedsReserved)
+        );
+        assert_eq!(
+            err("alloc:8K,idle:1s,free:4K,repeat:3@1"),
+            (2, FreeExceedsReserved)
+        );
+        // As many passes as the pages last.
+        assert!(Spec::parse("alloc:8K,idle:1s,free:4K,repeat:2@1").is_ok());
+        assert!(Spec::parse("alloc:12K,idle:1s,free:4K,repeat:3@1").is_ok());
+        assert_eq!(
+            err("alloc:12K,idle:1s,free:4K,repeat:4@1"),
+            (2, FreeExceedsReserved)
+        );
+        // The lowest point of the pass counts, not only its end.
+        assert_eq!(
+            err("alloc:16K,idle:1s,free:12K,alloc:8K,repeat:3@1"),
+            (2, FreeExceedsReserved)
+        );
+        assert!(Spec::parse("alloc:20K,idle:1s,free:12K,alloc:8K,repeat:3@1").is_ok());
+        // Loops that keep their balance, or reset it, run forever.
+        assert!(Spec::parse("alloc:4K,idle:1s,alloc:4K,free:4K,repeat@1").is_ok());
+        assert!(Spec::parse("alloc:8K,idle:1s,free:all,alloc:4K,repeat@1").is_ok());
     }
 
     #[test]

@@ -460,7 +460,9 @@ pub fn ram_pfn_ranges(map: &[MemRange]) -> Vec<PfnRange> {
             if start < end {
                 ram.push((start, end));
             }
-        } else {
+        } else if e.size > 0 {
+            // A zero-sized entry claims nothing, wherever it starts (at an
+            // unaligned address it would otherwise cover its page).
             let start = e.addr / PAGE_SIZE;
             let end = end_addr.unwrap_or(u64::MAX).div_ceil(PAGE_SIZE);
             if start < end {
@@ -1049,6 +1051,29 @@ mod tests {
                 PfnRange { start: 4, count: 1 },
                 PfnRange { start: 6, count: 1 }
             ]
+        );
+    }
+
+    /// Found by the `start_info` fuzz target (fuzz/regressions/
+    /// start_info/): a zero-sized non-RAM entry at an address that is not
+    /// page-aligned took its whole page out of RAM, although zero-sized
+    /// entries are ignored (and counted as such by `memmap_anomalies`).
+    #[test]
+    fn zero_sized_unaligned_hole_takes_nothing_away() {
+        let r = ram(0x4000, 0x3000);
+        for addr in [0x5010, 0x5fff, 0x4001, 0x6fff] {
+            assert_eq!(
+                ram_pfn_ranges(&[r, reserved(addr, 0)]),
+                vec![PfnRange { start: 4, count: 3 }],
+                "{addr:#x}"
+            );
+        }
+        assert_eq!(
+            ram_pfn_ranges(&[ram(0, 1 << 20), reserved(0x10, 0)]),
+            vec![PfnRange {
+                start: 0,
+                count: 256
+            }]
         );
     }
 

@@ -6,7 +6,9 @@
 #   - the Xen 4.17 hypervisor image (/boot/xen-4.17-amd64.gz) for tier 2
 #     (our kernel as dom0); the nested tier takes Xen, the kernel and the
 #     toolstack from its own image so that they always match;
-#   - debootstrap, cpio and gzip to build that image.
+#   - debootstrap, cpio and gzip to build that image;
+#   - a C++ compiler (g++), which libfuzzer-sys needs to build libFuzzer
+#     for `cargo xtask fuzz` and the short fuzz step of `cargo xtask test`.
 # Idempotent: does nothing (not even apt-get update) when all is present.
 set -euo pipefail
 
@@ -15,6 +17,7 @@ need=()
 command -v debootstrap >/dev/null || need+=(debootstrap)
 command -v cpio >/dev/null || need+=(cpio)
 command -v gzip >/dev/null || need+=(gzip)
+command -v c++ >/dev/null || need+=(g++)
 
 # QEMU: present and at least version 8 (backports carries 10).
 qemu_ok=0

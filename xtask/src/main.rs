@@ -11,6 +11,7 @@
 mod common;
 #[cfg(test)]
 mod drift;
+mod fuzz;
 mod image;
 mod nested;
 mod plot;
@@ -38,6 +39,9 @@ commands:
   test [--no-nested]               all tiers: host tests, build, qemu, dom0, nested scenarios
   demo                             build everything, show the guest in nested Xen, chart it
   sim [sim options]                the policy simulator on traces (`cargo xtask sim --help`)
+  fuzz [--target T] [--runs N]     coverage-guided fuzzing (libFuzzer) of the parsers of what
+                                   other domains write: N inputs per target (default 1000000)
+  fuzz --short                     the fuzz step of `test`: 50000 inputs per target, fixed seed
 
 options:
   --timeout S     give up after S seconds
@@ -45,6 +49,8 @@ options:
   --no-build      use the existing release build (no `cargo build --release`)
   --xen V         dom0: which Xen, 4.17 (the host's, default) or tmem (4.12.4 from ../shared/xen-tmem)
   -v, --verbose   show all serial output, not only the interesting lines
+  --target T      fuzz: only this target (fuzz/fuzz_targets/T.rs)
+  --runs N        fuzz: inputs per target
 ";
 
 /// Parsed common options plus the words left over.
@@ -57,6 +63,9 @@ struct Args {
     rebuild: bool,
     no_nested: bool,
     xen: Option<qemu::Xen>,
+    fuzz_target: Option<String>,
+    runs: Option<u64>,
+    short: bool,
     words: Vec<String>,
 }
 
@@ -92,6 +101,20 @@ fn parse(args: &[String]) -> Result<Args> {
                         .ok_or_else(|| anyhow!("--xen: '{v}' is not 4.17 or tmem"))?,
                 );
             }
+            "--target" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--target needs a fuzz target"))?;
+                a.fuzz_target = Some(v.clone());
+            }
+            "--runs" => {
+                let v = it.next().ok_or_else(|| anyhow!("--runs needs a count"))?;
+                a.runs = Some(
+                    v.parse()
+                        .map_err(|_| anyhow!("--runs: '{v}' is not a number of inputs"))?,
+                );
+            }
+            "--short" => a.short = true,
             "-v" | "--verbose" => a.verbose = true,
             "--rebuild" => a.rebuild = true,
             "--no-nested" => a.no_nested = true,
@@ -183,6 +206,16 @@ fn real_main(argv: &[String]) -> Result<()> {
             Ok(())
         }
         "test" => test_all(&a),
+        "fuzz" => fuzz::run(&fuzz::Opts {
+            target: a.fuzz_target.clone(),
+            runs: a.runs.unwrap_or(if a.short {
+                fuzz::SHORT_RUNS
+            } else {
+                fuzz::LONG_RUNS
+            }),
+            short: a.short,
+        })
+        .map(drop),
         "demo" => demo(&a),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
@@ -235,6 +268,15 @@ fn test_all(a: &Args) -> Result<()> {
     step(&mut res, "host: cargo test", || {
         common::run_status(common::cargo().args(["test", "--workspace"]), "cargo test")?;
         Ok(String::new())
+    });
+    // Coverage-guided, a fixed small count per target (the long form is
+    // `cargo xtask fuzz`); replays every kept crash input too.
+    step(&mut res, "host: fuzz (short)", || {
+        fuzz::run(&fuzz::Opts {
+            target: None,
+            runs: fuzz::SHORT_RUNS,
+            short: true,
+        })
     });
     let built = step(&mut res, "build: cargo build --release", || {
         let k = common::build_kernel()?;
