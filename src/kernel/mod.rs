@@ -70,11 +70,22 @@ const HEAP_PAGES: u64 = 1024;
 
 /// The heap for a guest of `ram_pages` frames: 4 MiB plus 1/128 of RAM.
 /// The pager keeps 9 bytes per page of its region (twice RAM), and
-/// frontswap's index about 110 bytes per page out; the pager bounds the
-/// pages out by the heap left (`pager::Pager::set_max_swapped_pages`), so
-/// a 256 MiB guest can keep about 25,000 pages (100 MiB) in frontswap.
+/// frontswap's index (its map and the pool's) 50–70 bytes per page out;
+/// a page-out that would leave the heap less than 2 MiB is refused
+/// (`pager::HEAP_SPARE_BYTES`), so the heap bounds what frontswap holds.
 fn heap_pages_for(ram_pages: u64) -> u64 {
     HEAP_PAGES + ram_pages / 128
+}
+
+/// The kernel heap, for [`heap_free_bytes`] (set once at boot).
+static KERNEL_HEAP: spin::Once<&'static KernelHeap> = spin::Once::new();
+
+/// Bytes the kernel heap has free now (0 before boot set it up).
+pub fn heap_free_bytes() -> u64 {
+    KERNEL_HEAP.get().map_or(0, |h| {
+        let s = h.stats();
+        (s.size_bytes as u64).saturating_sub(s.used_bytes as u64)
+    })
 }
 
 struct XenExit {
@@ -129,6 +140,7 @@ pub fn main(start_info_paddr: u64, image: Image, heap: &'static KernelHeap) -> !
     trap::set_fatal_hook(exit::fatal_trap);
     trap::set_breakpoint_hook(selftest::on_breakpoint);
 
+    KERNEL_HEAP.call_once(|| heap);
     if let Err(e) = heap.add_boot_region() {
         fail_boot("boot heap", &alloc::format!("{e:?}"));
     }

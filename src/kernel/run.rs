@@ -54,15 +54,6 @@ impl Env for XenEnv {
     type Swap = Frontswap<ZPool<PoolStock<PooledFrames>>>;
 }
 
-/// Heap kept free for everything but frontswap's index.
-const HEAP_SPARE_BYTES: u64 = 1 << 20;
-
-/// How many pages frontswap may hold with the heap left now.
-fn max_swapped_pages(h: crate::mm::heap::HeapStats) -> u64 {
-    let free = (h.size_bytes as u64).saturating_sub(h.used_bytes as u64);
-    free.saturating_sub(HEAP_SPARE_BYTES) / crate::pager::INDEX_BYTES_PER_PAGE
-}
-
 /// Normal operation. Never returns.
 pub fn run(k: Kernel) -> ! {
     let Some(ev) = k.events else {
@@ -91,7 +82,9 @@ pub fn run(k: Kernel) -> ! {
         page_table_pages: BOOT_PAGE_TABLE_PAGES + k.tables.table_pages(),
         max_pfn: k.boot.ram.iter().map(|r| r.end()).max().unwrap_or(0),
         use_store: k.role == Role::DomU,
-        max_swapped_pages: Some(max_swapped_pages(k.heap.stats())),
+        // Frontswap's index is bounded by the heap free at each page-out
+        // (`Paging::heap_free_bytes`), not by a count fixed here.
+        max_swapped_pages: None,
     };
     // Xen raises VIRQ_DEBUG in every domain on the 'q' debug key; the
     // nested rig presses it when a scenario fails.
@@ -116,6 +109,7 @@ pub fn run(k: Kernel) -> ! {
         access,
         swap,
         watermark_pages: DEFAULT_WATERMARK_PAGES,
+        heap_free_bytes: super::heap_free_bytes,
     };
     let mut rt = Runtime::<XenEnv>::new(
         config,

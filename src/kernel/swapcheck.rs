@@ -75,6 +75,7 @@ pub fn paging(k: &mut Kernel) -> Result<String, String> {
         frames: &mut k.frames,
         balloon: &mut balloon,
         mem: &mut mem,
+        heap_free_bytes: super::heap_free_bytes,
     });
     let mut want: Box<Page> = Box::new([0; PAGE_BYTES]);
     let mut got: Box<Page> = Box::new([0; PAGE_BYTES]);

@@ -104,6 +104,18 @@ pub struct PagerCtx<'a, 'f, M, S, O> {
     pub balloon: &'a mut Balloon,
     /// Reservation calls for the balloon.
     pub mem: &'a mut O,
+    /// Bytes the kernel heap has free now: frontswap's index lives there
+    /// and a page-out must not make it run out ([`HEAP_SPARE_BYTES`]).
+    pub heap_free_bytes: fn() -> u64,
+}
+
+/// Heap a page-out leaves free at least: room for the index of the pages
+/// one turn may page out and everything else the kernel allocates.
+pub const HEAP_SPARE_BYTES: u64 = 2 << 20;
+
+/// A heap gauge for contexts without a heap limit (host tests).
+pub fn unbounded_heap() -> u64 {
+    u64::MAX
 }
 
 impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
@@ -274,7 +286,9 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             self.pager.stats.clean_drops += 1;
             return PageOut::Out;
         }
-        if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages {
+        if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages
+            || (self.heap_free_bytes)() < HEAP_SPARE_BYTES
+        {
             self.pager.stats.index_full += 1;
             return PageOut::Full;
         }

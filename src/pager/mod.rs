@@ -66,7 +66,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 pub use clock::SecondChance;
-pub use ctx::{PagedSource, PagerCtx};
+pub use ctx::{unbounded_heap, PagedSource, PagerCtx, HEAP_SPARE_BYTES};
 pub use pool::{PoolStock, STORE_STOCK_FRAMES};
 pub use swapdev::{SwapDevice, SwapFigures};
 
@@ -119,7 +119,8 @@ pub struct PagerStats {
     pub clean_drops: u64,
     /// Stores frontswap refused.
     pub swap_refused: u64,
-    /// Of which because the index bound was reached.
+    /// Of which because the index bound (or the heap's spare) was
+    /// reached.
     pub index_full: u64,
     /// Reclaims skipped because frontswap had no room.
     pub full_skips: u64,
@@ -146,11 +147,6 @@ pub struct PagerCounts {
     /// paged out now).
     pub refused_pages: u64,
 }
-
-/// Heap bytes a page in frontswap costs, at most: the frontswap map's
-/// entry and the pool's (its key, its handle, B-tree nodes at two-thirds
-/// fill), measured on the types: about 110.
-pub const INDEX_BYTES_PER_PAGE: u64 = 128;
 
 /// Frames kept free for faults by default (2 MiB): a workload step (256
 /// pages) at one fault each, and the pool's warm-up. A pool that starts
@@ -179,8 +175,7 @@ pub struct Pager {
     bounce: Box<Page>,
     /// A fault's balloon-up failed this turn: do not retry it per fault.
     balloon_failed: bool,
-    /// Pages frontswap may hold at most: its index lives on the kernel
-    /// heap, which does not grow ([`Pager::set_max_swapped_pages`]).
+    /// Pages frontswap may hold at most ([`Pager::set_max_swapped_pages`]).
     max_swapped_pages: u64,
     /// Stores refused for room (the pool's limit, no frame) since
     /// frontswap last gave room back (a page-in, a free, a new limit):
@@ -219,10 +214,9 @@ impl Pager {
         self.room_refusals = 0;
     }
 
-    /// Bounds the pages paged out at once: frontswap's index (and the
-    /// pool's) costs about [`INDEX_BYTES_PER_PAGE`] of heap per page, and
-    /// a page-out that made the heap run out would end the kernel. Beyond
-    /// the bound a page-out is refused like one the pool cannot take.
+    /// Bounds the pages paged out at once (tests; the kernel bounds them
+    /// by the heap left instead, `PagerCtx::heap_free_bytes`). Beyond the
+    /// bound a page-out is refused, and the reclaimer stops.
     pub fn set_max_swapped_pages(&mut self, pages: u64) {
         self.max_swapped_pages = pages;
     }

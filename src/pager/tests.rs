@@ -29,6 +29,7 @@ type Swap = Frontswap<ZPool<PoolStock<FakeHeldFrames>>>;
 /// Xen holding all of them and no headroom to grow.
 struct Rig {
     fa: FrameAllocator<'static>,
+    heap_free: fn() -> u64,
     pager: Pager,
     mmu: FakeMmu,
     access: FakeAccess,
@@ -75,6 +76,7 @@ impl Rig {
         (
             Rig {
                 fa,
+                heap_free: unbounded_heap,
                 pager: Pager::new(region_pages, watermark),
                 mmu,
                 access,
@@ -100,6 +102,7 @@ fn with_ctx<T>(
         frames: &mut rig.fa,
         balloon: &mut rig.balloon,
         mem: &mut rig.xen,
+        heap_free_bytes: rig.heap_free,
     });
     let access = &mut rig.access;
     let r = with_fault_handler(&shared, || f(&shared, access));
@@ -461,6 +464,20 @@ proptest! {
             prop_assert_eq!(c.len(), on.len());
         }
     }
+}
+
+#[test]
+fn page_outs_stop_when_the_heap_runs_short() {
+    let (mut rig, _) = Rig::new(512, 512, 8, 256);
+    rig.heap_free = || HEAP_SPARE_BYTES - 1;
+    with_ctx(&mut rig, |ctx, access| {
+        let v = ctx.lock().alloc_page().unwrap();
+        access.store(v, &page_of(ContentKind::Text, 1)).unwrap();
+        let mut c = ctx.lock();
+        assert_eq!(c.reclaim(1), 0);
+        assert_eq!(c.pager.stats().index_full, 1);
+        assert_eq!(c.pager.state(v), Some(PageState::ResidentZero));
+    });
 }
 
 #[test]

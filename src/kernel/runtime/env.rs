@@ -80,6 +80,8 @@ pub struct Paging<E: Env> {
     pub swap: E::Swap,
     /// Frames kept free for faults.
     pub watermark_pages: u64,
+    /// Bytes the kernel heap has free now (frontswap's index lives there).
+    pub heap_free_bytes: fn() -> u64,
 }
 
 impl<E: Env> core::fmt::Debug for Paging<E> {

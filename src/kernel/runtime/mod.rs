@@ -167,6 +167,7 @@ pub struct Runtime<'f, E: Env> {
     mmu: E::Mmu,
     access: E::Access,
     swap: E::Swap,
+    heap_free_bytes: fn() -> u64,
     /// A workload page between the region and the engine.
     page_buf: Box<Page>,
     /// The lowest size reached when a target could not be met (pages),
@@ -289,6 +290,7 @@ impl<'f, E: Env> Runtime<'f, E> {
             mmu: paging.mmu,
             access: paging.access,
             swap: paging.swap,
+            heap_free_bytes: paging.heap_free_bytes,
             page_buf: Box::new([0; PAGE_BYTES]),
             swap_floor_pages: None,
             pool_max_frames: 0,

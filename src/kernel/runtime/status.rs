@@ -35,7 +35,7 @@ pub const SWAP_STATUS_KEYS: [&str; 17] = [
     "data/selfballoon/resident_pages",
     "data/selfballoon/unswappable_pages",
     "data/selfballoon/cr2_fixups",
-    "data/selfballoon/max_swapped_pages",
+    "data/selfballoon/heap_free_kib",
     "data/selfballoon/swap_floor",
 ];
 
@@ -155,7 +155,7 @@ impl<E: Env> Runtime<'_, E> {
             crate::mm::paging::CR2_FIXUPS
                 .load(Ordering::Relaxed)
                 .to_string(),
-            self.pager.max_swapped_pages().to_string(),
+            ((self.heap_free_bytes)() / 1024).to_string(),
             self.swap_floor_pages.map_or(0, pages_to_kib).to_string(),
         ];
         SWAP_STATUS_KEYS.into_iter().zip(values).collect()

@@ -68,6 +68,7 @@ fn paging() -> Paging<TestEnv> {
         access,
         swap: Frontswap::new(ZPool::new(PoolStock::new(FakeHeldFrames::default()), 0)).unwrap(),
         watermark_pages: crate::pager::DEFAULT_WATERMARK_PAGES,
+        heap_free_bytes: crate::pager::unbounded_heap,
     }
 }
 

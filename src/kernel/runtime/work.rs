@@ -27,6 +27,7 @@ macro_rules! pager_ctx {
             frames: &mut $rt.frames,
             balloon: &mut $rt.balloon,
             mem: &mut $rt.mem,
+            heap_free_bytes: $rt.heap_free_bytes,
         }
     };
 }
