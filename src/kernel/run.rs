@@ -26,9 +26,11 @@ use super::store::{store_port, XenStore};
 use super::{Kernel, Role};
 use crate::mm::held::PooledFrames;
 use crate::mm::paging::{RegionTables, VirtAccess};
-use crate::pager::{PoolStock, DEFAULT_WATERMARK_PAGES};
+use crate::pager::{GuestSwap, PoolStock, DEFAULT_WATERMARK_PAGES};
 use crate::swap::frontswap::Frontswap;
+use crate::swap::xen_tmem::XenTmem;
 use crate::swap::zpool::ZPool;
+use crate::xen::tmem::{Presence, XenTmemHypervisor};
 
 /// Xen's system time (pvclock).
 #[derive(Clone, Copy, Debug)]
@@ -51,7 +53,32 @@ impl Env for XenEnv {
     type Clock = XenClock;
     type Mmu = RegionTables;
     type Access = VirtAccess;
-    type Swap = Frontswap<ZPool<PoolStock<PooledFrames>>>;
+    type Swap = GuestSwap<XenTmemHypervisor, PooledFrames>;
+}
+
+type Pool = ZPool<PoolStock<PooledFrames>>;
+
+/// Frontswap as the boot probe found the hypervisor: Xen's tmem first and
+/// `zpool` behind it where tmem is there (Xen 4.12 with `tmem=1`), else
+/// `zpool` alone.
+fn guest_swap(
+    k: &mut Kernel,
+    pool: Pool,
+) -> Result<GuestSwap<XenTmemHypervisor, PooledFrames>, alloc::string::String> {
+    if crate::xen::tmem::boot_presence() == Some(Presence::Present) {
+        let bounce = k
+            .direct
+            .claim(&mut k.frames, 1, 1)
+            .map_err(|e| alloc::format!("a frame for tmem's bounce page: {e}"))?;
+        let hyp = XenTmemHypervisor::new(bounce)
+            .map_err(|e| alloc::format!("tmem bounce frame: {e:?}"))?;
+        let f = Frontswap::tiered(XenTmem::new(hyp), pool)
+            .map_err(|e| alloc::format!("frontswap on Xen tmem: {e}"))?;
+        return Ok(GuestSwap::Tiered(f));
+    }
+    Frontswap::new(pool)
+        .map(GuestSwap::Pool)
+        .map_err(|e| alloc::format!("{e}"))
 }
 
 /// Normal operation. Never returns.
@@ -96,7 +123,8 @@ pub fn run(k: Kernel) -> ! {
         }
     };
     let pool = ZPool::new(PoolStock::new(super::boot::pooled_frames(&k.frames)), 0);
-    let swap = match Frontswap::new(pool) {
+    let mut k = k;
+    let swap = match guest_swap(&mut k, pool) {
         Ok(s) => s,
         Err(e) => {
             log::error!("frontswap pool: {e}");

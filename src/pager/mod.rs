@@ -68,7 +68,7 @@ use alloc::vec::Vec;
 pub use clock::SecondChance;
 pub use ctx::{unbounded_heap, PagedSource, PagerCtx, HEAP_SPARE_BYTES};
 pub use pool::{PoolStock, STORE_STOCK_FRAMES};
-pub use swapdev::{SwapDevice, SwapFigures};
+pub use swapdev::{GuestSwap, SwapDevice, SwapFigures};
 
 use crate::mm::direct::{Page, PAGE_BYTES};
 use crate::mm::vm::Vpn;

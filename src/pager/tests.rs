@@ -504,3 +504,45 @@ fn page_outs_stop_at_the_index_bound() {
     });
     rig.pager.check().unwrap();
 }
+
+/// Frontswap on Xen's tmem (the byte-exact fake of Xen 4.12) with `zpool`
+/// behind it: pages go to Xen until it is full, then to the pool, per
+/// page; both come back intact and the figures say which holds what.
+#[test]
+fn tiered_swap_falls_back_to_the_pool_per_page() {
+    use crate::swap::xen_fake::FakeXenTmem;
+    use crate::swap::xen_tmem::XenTmem;
+    let meta = Box::leak(vec![FrameMeta::ABSENT; 4096].into_boxed_slice());
+    let ram = [PfnRange {
+        start: 0,
+        count: 4096,
+    }];
+    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    let mut xen = FakeXenTmem::new(0x9000);
+    xen.capacity_pages = Some(300);
+    let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 1024);
+    let mut swap: GuestSwap<FakeXenTmem, FakeHeldFrames> =
+        GuestSwap::Tiered(Frontswap::tiered(XenTmem::new(xen), pool).unwrap());
+    assert_eq!(swap.backend(), "xen-tmem");
+    for i in 0..1000u64 {
+        swap.store(&mut fa, i, &page_of(ContentKind::Text, i))
+            .unwrap();
+    }
+    let f = swap.figures();
+    assert_eq!((f.pages, f.tmem_pages, f.pool_pages), (1000, 300, 700));
+    assert_eq!(f.tmem_refused, 700);
+    assert!(f.pool_frames > 0 && f.pool_frames < 700);
+    let mut p = Box::new([0u8; PAGE_BYTES]);
+    for i in (0..1000u64).rev() {
+        swap.take(&mut fa, i, &mut p).unwrap();
+        assert!(verify(ContentKind::Text, i, &p), "page {i}");
+    }
+    assert_eq!(swap.pages(), 0);
+    swap.compact(&mut fa);
+    assert_eq!(
+        fa.count_in(FrameState::Pooled),
+        0,
+        "the pool's frames are back"
+    );
+    fa.check_invariants().unwrap();
+}
