@@ -17,13 +17,13 @@
 # timeout: 1200
 
 PROGRAM='idle:30s,alloc:160M,touch:seq,hold:90s,free:128M,idle:120s,alloc:64M,touch:seq,hold:60s,free:all,idle:120s'
-SIM_ARGS='--ram-mib 512 --kernel-kib 3392 --base-committed-kib 4384 --floor-kib 11584 --tick-s 5 --lag-ticks 0 --tail-s 0'
+SIM_ARGS='--ram-mib 512 --kernel-kib 5564 --base-committed-kib 10540 --floor-kib 17852 --tick-s 5 --lag-ticks 0 --tail-s 0'
 # phase-name predicted-MiB, one per hold/idle phase in order.
-EXPECT='idle 23.6
-hold 311.2
-idle 182.6
-hold 246.3
-idle 149.7'
+EXPECT='idle 31.7
+hold 319.3
+idle 190.7
+hold 254.4
+idle 157.8'
 
 ds=data/selfballoon
 create_guest selfballoon name=ad memory=512 maxmem=512 \
