@@ -42,7 +42,11 @@ pub fn parse_csv(text: &str) -> Result<Vec<Column>> {
             );
         }
         for (c, v) in cols.iter_mut().zip(cells) {
-            c.values.push(v.trim().parse::<f64>().ok());
+            // A sample is a number or nothing: text, and numbers too large
+            // for f64 (a hostile `memory/target` of 4,000 nines parses as
+            // infinity, which would hang the axis code), are gaps.
+            c.values
+                .push(v.trim().parse::<f64>().ok().filter(|x| x.is_finite()));
         }
     }
     Ok(cols)
@@ -208,6 +212,21 @@ mod tests {
         assert_eq!(cols[2].values.len(), 5);
         let segs = segments(&cols[0].values, &cols[2].values, 1.0);
         assert_eq!(segs, vec![vec![(1.0, 10.0), (2.0, 12.0)], vec![(4.0, 9.0)]]);
+    }
+
+    #[test]
+    fn hostile_numbers_are_gaps() {
+        // The abuse scenario samples a memory/target of 4,000 nines: f64
+        // parses it as infinity, and plotters' axis code never returns.
+        let big = "9".repeat(4000);
+        let cols = parse_csv(&format!("t,g.target_kib\n0,1024\n1,{big}\n2,nan\n3,2048")).unwrap();
+        assert_eq!(cols[1].values, vec![Some(1024.0), None, None, Some(2048.0)]);
+        let dir = std::env::temp_dir().join(format!("xtask-plot-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("b.csv");
+        std::fs::write(&csv, format!("t,g.target_kib\n0,1024\n1,{big}\n")).unwrap();
+        render(&csv, &dir.join("b.svg")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
