@@ -6,6 +6,7 @@ use crate::mm::direct::Page;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::held::HeldFrames;
 use crate::swap::frontswap::{Frontswap, FrontswapError, Tier};
+use crate::swap::tmem::Tmem;
 use crate::swap::xen_tmem::{SwapBackend, XenTmem};
 use crate::swap::zpool::ZPool;
 use crate::xen::tmem::TmemHypervisor;
@@ -68,9 +69,55 @@ pub trait SwapDevice {
     fn release_stock(&mut self, frames: &mut FrameAllocator<'_>);
 }
 
-impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
+/// Where a frontswap keeps its in-guest pool: first (alone), or behind
+/// Xen's tmem. One [`SwapDevice`] impl serves both through this.
+pub trait WithPool {
+    /// The pool's frames.
+    type Held: HeldFrames;
+    /// The backend's name (`zpool`, `xen-tmem`).
+    const BACKEND: SwapBackend;
+    /// The in-guest pool.
+    fn pool(&self) -> Option<&ZPool<PoolStock<Self::Held>>>;
+    /// The in-guest pool, writable.
+    fn pool_mut(&mut self) -> Option<&mut ZPool<PoolStock<Self::Held>>>;
+    /// Pages Xen's tmem holds.
+    fn tmem_pages(&self) -> u64;
+}
+
+impl<H: HeldFrames> WithPool for Frontswap<ZPool<PoolStock<H>>> {
+    type Held = H;
+    const BACKEND: SwapBackend = SwapBackend::Zpool;
+    fn pool(&self) -> Option<&ZPool<PoolStock<H>>> {
+        Some(self.primary())
+    }
+    fn pool_mut(&mut self) -> Option<&mut ZPool<PoolStock<H>>> {
+        Some(self.primary_mut())
+    }
+    fn tmem_pages(&self) -> u64 {
+        0
+    }
+}
+
+impl<X: TmemHypervisor, H: HeldFrames> WithPool for Frontswap<XenTmem<X>, ZPool<PoolStock<H>>> {
+    type Held = H;
+    const BACKEND: SwapBackend = SwapBackend::XenTmem;
+    fn pool(&self) -> Option<&ZPool<PoolStock<H>>> {
+        self.fallback()
+    }
+    fn pool_mut(&mut self) -> Option<&mut ZPool<PoolStock<H>>> {
+        self.fallback_mut()
+    }
+    fn tmem_pages(&self) -> u64 {
+        self.tier_pages(Tier::Primary)
+    }
+}
+
+impl<P: Tmem, F: Tmem> SwapDevice for Frontswap<P, F>
+where
+    Frontswap<P, F>: WithPool,
+{
     fn backend(&self) -> &'static str {
-        "zpool"
+        <Self as WithPool>::BACKEND.name()
     }
 
     fn store(
@@ -79,11 +126,11 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
         slot: u64,
         page: &Page,
     ) -> Result<(), FrontswapError> {
-        self.primary_mut()
-            .frames_mut()
-            .restock(frames, STORE_STOCK_FRAMES);
+        if let Some(z) = self.pool_mut() {
+            z.frames_mut().restock(frames, STORE_STOCK_FRAMES);
+        }
         let r = Frontswap::store(self, slot, page).map(|_| ());
-        self.primary_mut().frames_mut().settle(frames);
+        self.release_freed(frames);
         r
     }
 
@@ -94,7 +141,7 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
         page: &mut Page,
     ) -> Result<(), FrontswapError> {
         let r = Frontswap::take(self, slot, page).map(|_| ());
-        self.primary_mut().frames_mut().settle(frames);
+        self.release_freed(frames);
         r
     }
 
@@ -102,7 +149,7 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
         if let Err(e) = Frontswap::invalidate(self, slot) {
             log::warn!("frontswap invalidate of slot {slot:#x}: {e:?}");
         }
-        self.primary_mut().frames_mut().settle(frames);
+        self.release_freed(frames);
     }
 
     fn pages(&self) -> u64 {
@@ -110,12 +157,13 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
     }
 
     fn figures(&self) -> SwapFigures {
-        let z = self.primary().stats();
+        let z = self.pool().map(|z| z.stats()).unwrap_or_default();
+        let tmem_pages = self.tmem_pages();
         SwapFigures {
             pages: self.curr_pages(),
-            tmem_pages: 0,
-            pool_pages: self.curr_pages(),
-            tmem_refused: 0,
+            tmem_pages,
+            pool_pages: self.curr_pages().saturating_sub(tmem_pages),
+            tmem_refused: self.stats().fell_back,
             pool_bytes: z.compressed_bytes,
             pool_frames: z.frames_used,
             pool_ratio_pct: z.ratio_pct(),
@@ -124,20 +172,37 @@ impl<H: HeldFrames> SwapDevice for Frontswap<ZPool<PoolStock<H>>> {
         }
     }
 
-    fn set_pool_max_frames(&mut self, frames: u64) {
-        self.primary_mut().set_max_frames(frames);
-    }
-
-    fn release_stock(&mut self, frames: &mut FrameAllocator<'_>) {
-        self.primary_mut().frames_mut().drain(frames);
+    fn set_pool_max_frames(&mut self, max: u64) {
+        if let Some(z) = self.pool_mut() {
+            z.set_max_frames(max);
+        }
     }
 
     fn compact(&mut self, frames: &mut FrameAllocator<'_>) {
-        self.primary_mut()
-            .frames_mut()
-            .restock(frames, STORE_STOCK_FRAMES);
-        self.primary_mut().compact();
-        self.primary_mut().frames_mut().drain(frames);
+        if let Some(z) = self.pool_mut() {
+            z.frames_mut().restock(frames, STORE_STOCK_FRAMES);
+            z.compact();
+            z.frames_mut().drain(frames);
+        }
+    }
+
+    fn release_stock(&mut self, frames: &mut FrameAllocator<'_>) {
+        if let Some(z) = self.pool_mut() {
+            z.frames_mut().drain(frames);
+        }
+    }
+}
+
+/// Frames the pool freed go back to the allocator.
+trait ReleaseFreed {
+    fn release_freed(&mut self, frames: &mut FrameAllocator<'_>);
+}
+
+impl<T: WithPool> ReleaseFreed for T {
+    fn release_freed(&mut self, frames: &mut FrameAllocator<'_>) {
+        if let Some(z) = self.pool_mut() {
+            z.frames_mut().settle(frames);
+        }
     }
 }
 
@@ -152,126 +217,52 @@ pub enum GuestSwap<H, P> {
     Tiered(Frontswap<XenTmem<H>, ZPool<PoolStock<P>>>),
 }
 
+/// Calls the same [`SwapDevice`] method on whichever frontswap is in use.
+macro_rules! either {
+    ($self:expr, $f:ident => $e:expr) => {
+        match $self {
+            GuestSwap::Pool($f) => $e,
+            GuestSwap::Tiered($f) => $e,
+        }
+    };
+}
+
 impl<H: TmemHypervisor, P: HeldFrames> SwapDevice for GuestSwap<H, P> {
     fn backend(&self) -> &'static str {
-        match self {
-            GuestSwap::Pool(_) => SwapBackend::Zpool.name(),
-            GuestSwap::Tiered(_) => SwapBackend::XenTmem.name(),
-        }
+        either!(self, f => SwapDevice::backend(f))
     }
-
     fn store(
         &mut self,
         frames: &mut FrameAllocator<'_>,
         slot: u64,
         page: &Page,
     ) -> Result<(), FrontswapError> {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::store(f, frames, slot, page),
-            GuestSwap::Tiered(f) => {
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().restock(frames, STORE_STOCK_FRAMES);
-                }
-                let r = Frontswap::store(f, slot, page).map(|_| ());
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().settle(frames);
-                }
-                r
-            }
-        }
+        either!(self, f => SwapDevice::store(f, frames, slot, page))
     }
-
     fn take(
         &mut self,
         frames: &mut FrameAllocator<'_>,
         slot: u64,
         page: &mut Page,
     ) -> Result<(), FrontswapError> {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::take(f, frames, slot, page),
-            GuestSwap::Tiered(f) => {
-                let r = Frontswap::take(f, slot, page).map(|_| ());
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().settle(frames);
-                }
-                r
-            }
-        }
+        either!(self, f => SwapDevice::take(f, frames, slot, page))
     }
-
     fn invalidate(&mut self, frames: &mut FrameAllocator<'_>, slot: u64) {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::invalidate(f, frames, slot),
-            GuestSwap::Tiered(f) => {
-                if let Err(e) = Frontswap::invalidate(f, slot) {
-                    log::warn!("frontswap invalidate of slot {slot:#x}: {e:?}");
-                }
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().settle(frames);
-                }
-            }
-        }
+        either!(self, f => SwapDevice::invalidate(f, frames, slot))
     }
-
     fn pages(&self) -> u64 {
-        match self {
-            GuestSwap::Pool(f) => f.curr_pages(),
-            GuestSwap::Tiered(f) => f.curr_pages(),
-        }
+        either!(self, f => SwapDevice::pages(f))
     }
-
     fn figures(&self) -> SwapFigures {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::figures(f),
-            GuestSwap::Tiered(f) => {
-                let z = f.fallback().map(|z| z.stats()).unwrap_or_default();
-                SwapFigures {
-                    pages: f.curr_pages(),
-                    tmem_pages: f.tier_pages(Tier::Primary),
-                    pool_pages: f.tier_pages(Tier::Fallback),
-                    pool_bytes: z.compressed_bytes,
-                    pool_frames: z.frames_used,
-                    pool_ratio_pct: z.ratio_pct(),
-                    pool_max_frames: z.max_frames,
-                    lost: f.stats().lost,
-                    tmem_refused: f.stats().fell_back,
-                }
-            }
-        }
+        either!(self, f => SwapDevice::figures(f))
     }
-
     fn set_pool_max_frames(&mut self, max: u64) {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::set_pool_max_frames(f, max),
-            GuestSwap::Tiered(f) => {
-                if let Some(z) = f.fallback_mut() {
-                    z.set_max_frames(max);
-                }
-            }
-        }
+        either!(self, f => SwapDevice::set_pool_max_frames(f, max))
     }
-
     fn compact(&mut self, frames: &mut FrameAllocator<'_>) {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::compact(f, frames),
-            GuestSwap::Tiered(f) => {
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().restock(frames, STORE_STOCK_FRAMES);
-                    z.compact();
-                    z.frames_mut().drain(frames);
-                }
-            }
-        }
+        either!(self, f => SwapDevice::compact(f, frames))
     }
-
     fn release_stock(&mut self, frames: &mut FrameAllocator<'_>) {
-        match self {
-            GuestSwap::Pool(f) => SwapDevice::release_stock(f, frames),
-            GuestSwap::Tiered(f) => {
-                if let Some(z) = f.fallback_mut() {
-                    z.frames_mut().drain(frames);
-                }
-            }
-        }
+        either!(self, f => SwapDevice::release_stock(f, frames))
     }
 }
