@@ -226,6 +226,20 @@ impl RegionTables {
         Ok(())
     }
 
+    /// Whether `bit` (accessed or dirty) is set in a mapped page's entry,
+    /// clearing it.
+    fn test_and_clear(&mut self, vpn: Vpn, bit: u64) -> Result<bool, MmuError> {
+        let e = self.read_entry(vpn)?;
+        if e & pte::PRESENT == 0 {
+            return Err(MmuError::NotMapped(vpn));
+        }
+        if e & bit == 0 {
+            return Ok(false);
+        }
+        self.write_entry(vpn, e & !bit)?;
+        Ok(true)
+    }
+
     fn mapped_frame(&self, vpn: Vpn) -> Result<Pfn, MmuError> {
         let e = self.read_entry(vpn)?;
         if e & pte::PRESENT == 0 {
@@ -264,27 +278,11 @@ impl Mmu for RegionTables {
     }
 
     fn test_and_clear_accessed(&mut self, vpn: Vpn) -> Result<bool, MmuError> {
-        let e = self.read_entry(vpn)?;
-        if e & pte::PRESENT == 0 {
-            return Err(MmuError::NotMapped(vpn));
-        }
-        if e & pte::ACCESSED == 0 {
-            return Ok(false);
-        }
-        self.write_entry(vpn, e & !pte::ACCESSED)?;
-        Ok(true)
+        self.test_and_clear(vpn, pte::ACCESSED)
     }
 
     fn test_and_clear_dirty(&mut self, vpn: Vpn) -> Result<bool, MmuError> {
-        let e = self.read_entry(vpn)?;
-        if e & pte::PRESENT == 0 {
-            return Err(MmuError::NotMapped(vpn));
-        }
-        if e & pte::DIRTY == 0 {
-            return Ok(false);
-        }
-        self.write_entry(vpn, e & !pte::DIRTY)?;
-        Ok(true)
+        self.test_and_clear(vpn, pte::DIRTY)
     }
 
     fn peek(&self, vpn: Vpn) -> Option<Unmapped> {
