@@ -48,6 +48,7 @@ options:
   --kernel PATH   use this kernel ELF instead of building one
   --no-build      use the existing release build (no `cargo build --release`)
   --xen V         dom0: which Xen, 4.17 (the host's, default) or tmem (4.12.4 from ../shared/xen-tmem)
+  --tcg M         nested: QEMU's TCG threading, single (default; see nested::Tcg) or multi
   -v, --verbose   show all serial output, not only the interesting lines
   --target T      fuzz: only this target (fuzz/fuzz_targets/T.rs)
   --runs N        fuzz: inputs per target
@@ -63,6 +64,7 @@ struct Args {
     rebuild: bool,
     no_nested: bool,
     xen: Option<qemu::Xen>,
+    tcg: nested::Tcg,
     fuzz_target: Option<String>,
     runs: Option<u64>,
     short: bool,
@@ -100,6 +102,13 @@ fn parse(args: &[String]) -> Result<Args> {
                     qemu::Xen::parse(v)
                         .ok_or_else(|| anyhow!("--xen: '{v}' is not 4.17 or tmem"))?,
                 );
+            }
+            "--tcg" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--tcg needs single or multi"))?;
+                a.tcg = nested::Tcg::parse(v)
+                    .ok_or_else(|| anyhow!("--tcg: '{v}' is not single or multi"))?;
             }
             "--target" => {
                 let v = it
@@ -146,6 +155,7 @@ fn qemu_opts(a: &Args, default_timeout: u64) -> qemu::Opts {
 fn nested_opts(a: &Args, scenario: &str) -> nested::Opts {
     nested::Opts {
         scenario: scenario.to_string(),
+        tcg: a.tcg,
         timeout: a.timeout,
         kernel: a.kernel.clone(),
         build: !a.no_build,
