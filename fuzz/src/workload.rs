@@ -9,7 +9,7 @@
 //! phase that exists.
 
 use selfballoon::workload::spec::{
-    FreeAmount, Phase, Repeat, TouchPattern, MAX_DURATION_NS, MAX_PHASES, MAX_SIZE_PAGES,
+    CacheOp, FreeAmount, Phase, Repeat, TouchPattern, MAX_DURATION_NS, MAX_PHASES, MAX_SIZE_PAGES,
     MAX_SPEC_LEN,
 };
 use selfballoon::workload::{ParseErrorKind, Spec};
@@ -28,6 +28,9 @@ pub fn render(spec: &Spec) -> String {
             Phase::Free(FreeAmount::Pages(n)) => format!("free:{}K", n * 4),
             Phase::Idle { duration_ns } => format!("idle:{}ms", duration_ns / 1_000_000),
             Phase::Content(kind) => format!("content:{}", kind.name()),
+            Phase::Cache(CacheOp::Build { pages }) => format!("cache:{}K", pages * 4),
+            Phase::Cache(CacheOp::Read) => "cache:read".into(),
+            Phase::Cache(CacheOp::Free) => "cache:free".into(),
         })
         .collect();
     let from = match spec.repeat_from {
@@ -81,6 +84,10 @@ pub fn check_spec(s: &str) {
                     Phase::Alloc { pages } => assert!(pages > 0 && pages <= MAX_SIZE_PAGES),
                     Phase::Free(FreeAmount::Pages(n)) => assert!(n > 0 && n <= MAX_SIZE_PAGES),
                     Phase::Free(FreeAmount::All) | Phase::Content(_) => {}
+                    Phase::Cache(CacheOp::Build { pages }) => {
+                        assert!(pages > 0 && pages <= MAX_SIZE_PAGES)
+                    }
+                    Phase::Cache(CacheOp::Read | CacheOp::Free) => {}
                     Phase::Hold { duration_ns } | Phase::Idle { duration_ns } => {
                         assert!(duration_ns > 0 && duration_ns <= MAX_DURATION_NS);
                         assert_eq!(duration_ns % 1_000_000, 0);

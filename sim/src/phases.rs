@@ -133,7 +133,8 @@ pub fn program(spec: &str, s: &Setup) -> Result<Program, PhasesError> {
                     }
                     s.op_s
                 }
-                Phase::Touch(_) => s.op_s,
+                // Cache pages are not committed memory: no demand here.
+                Phase::Touch(_) | Phase::Cache(_) => s.op_s,
                 // Takes no time in the guest (a setting for later allocs).
                 Phase::Content(_) => 0,
                 Phase::Hold { duration_ns } | Phase::Idle { duration_ns } => {

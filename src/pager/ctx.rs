@@ -43,7 +43,7 @@ const FAULT_RECLAIM_BATCH: u32 = 32;
 
 /// What a page-out did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum PageOut {
+pub(super) enum PageOut {
     /// The page is out and its frame free.
     Out,
     /// Frontswap refused it; it stays resident. If it was refused for
@@ -84,9 +84,9 @@ fn refused_for_content(e: &FrontswapError) -> bool {
 /// Where a frame may come from (see the module documentation of
 /// `pager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Sources {
-    reclaim: bool,
-    below_watermark: bool,
+pub(super) struct Sources {
+    pub(super) reclaim: bool,
+    pub(super) below_watermark: bool,
 }
 
 /// Everything the pager works with, borrowed.
@@ -148,13 +148,14 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
                 self.swap.invalidate(self.frames, vpn);
                 self.pager.room_refusals = 0;
             }
+            Some(PageState::Cached) => self.swap.cache_flush(self.frames, vpn),
             Some(_) => self.unmap_and_free(vpn),
         }
         self.pager.set_state(vpn, PageState::Free);
         self.pager.free_vpns.push(vpn);
     }
 
-    fn unmap_and_free(&mut self, vpn: Vpn) {
+    pub(super) fn unmap_and_free(&mut self, vpn: Vpn) {
         self.pager.clock.remove(vpn);
         match self.mmu.unmap(vpn) {
             Ok(u) => {
@@ -168,7 +169,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
 
     /// A frame for a page-in, from the sources allowed (see the module
     /// documentation of `pager`).
-    fn take_frame(&mut self, from: Sources) -> Option<Pfn> {
+    pub(super) fn take_frame(&mut self, from: Sources) -> Option<Pfn> {
         let w = self.pager.watermark_pages;
         if self.frames.free_pages() > w {
             return self.alloc_paged();
@@ -285,6 +286,10 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             self.pager.set_state(vpn, PageState::Zero);
             self.pager.stats.clean_drops += 1;
             return PageOut::Out;
+        }
+        // Clean cache pages go to cleancache (pager/cache.rs).
+        if let Some(out) = self.cache_page_out(vpn, state, entry.dirty) {
+            return out;
         }
         if self.pager.counts.swapped_pages >= self.pager.max_swapped_pages
             || (self.heap_free_bytes)() < HEAP_SPARE_BYTES
@@ -467,6 +472,8 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             // Mapped already (the access raced nothing on one CPU: a stale
             // TLB entry at most, which the fault itself dropped).
             Some(s) if s.is_resident() => Resolution::Resolved,
+            // A cache page: cleancache first (pager/cache.rs).
+            Some(PageState::Cached) => self.cache_fault_in(vpn),
             Some(_) => {
                 let from = Sources {
                     reclaim: true,
@@ -544,5 +551,13 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps, A: RegionAccess> PageSource
 
     fn free_frame(&mut self, vpn: Pfn) {
         self.ctx.lock().free_page(vpn);
+    }
+
+    fn mark_clean(&mut self, vpn: Pfn) {
+        self.ctx.lock().mark_clean(vpn);
+    }
+
+    fn cache_missed(&mut self, vpn: Pfn) -> bool {
+        self.ctx.lock().cache_missed(vpn)
     }
 }

@@ -28,6 +28,29 @@
 //!   are what the guest cannot give up: [`PagerCounts::refused_pages`].
 //! - `Swapped`: no frame; frontswap holds the only copy, in slot `vpn`.
 //!
+//! Cache pages (the workload's clean, recomputable pages; [`cache`]) have
+//! three more states:
+//!
+//! ```text
+//!   any resident ──mark_clean──► ResidentClean ──reclaim (clean)──► Cached
+//!                                  ▲      │ written: Resident   put to cleancache
+//!                       fault, hit │      ▼ (frontswap as usual)  (may be dropped)
+//!                                  └──────────────── Cached ◄──────┘
+//!                       fault, miss: CacheMiss (zeros) ──reclaim──► Cached
+//! ```
+//!
+//! - `ResidentClean`: mapped, unwritten since the workload computed it
+//!   and said so ([`PagerCtx::mark_clean`]): a page-out puts it to
+//!   cleancache instead of frontswap and frees the frame, whether the put
+//!   was taken or not.
+//! - `Cached`: no frame; cleancache may hold a copy (a get removes it).
+//! - `CacheMiss`: a fault found nothing in cleancache and mapped zeros;
+//!   the workload asks ([`PagerCtx::cache_missed`]), recomputes and
+//!   writes the page, and marks it clean again.
+//!
+//! A written (dirty) clean page is an ordinary one: it goes to frontswap,
+//! so no written data is ever put where it may be dropped.
+//!
 //! Page-in is exclusive (a `take`): a page lives in exactly one of its
 //! frame and frontswap, so `frontswap_curr_pages` counts only pages that
 //! are out.
@@ -54,6 +77,9 @@
 
 #![forbid(unsafe_code)]
 
+mod cache;
+#[cfg(test)]
+mod cache_tests;
 mod clock;
 mod ctx;
 mod pool;
@@ -89,6 +115,12 @@ pub enum PageState {
     ResidentRefused,
     /// In frontswap.
     Swapped,
+    /// Mapped, a clean cache page (recomputable, unwritten since).
+    ResidentClean,
+    /// No frame; cleancache may hold it.
+    Cached,
+    /// Mapped with zeros after a cleancache miss: to be recomputed.
+    CacheMiss,
 }
 
 impl PageState {
@@ -96,7 +128,11 @@ impl PageState {
     pub const fn is_resident(self) -> bool {
         matches!(
             self,
-            PageState::ResidentZero | PageState::Resident | PageState::ResidentRefused
+            PageState::ResidentZero
+                | PageState::Resident
+                | PageState::ResidentRefused
+                | PageState::ResidentClean
+                | PageState::CacheMiss
         )
     }
 }
@@ -132,6 +168,17 @@ pub struct PagerStats {
     pub fault_failures: u64,
     /// Pages frontswap did not give back (must stay 0).
     pub lost_pages: u64,
+    /// Clean cache pages cleancache took at a page-out
+    /// (`cleancache_puts`).
+    pub cache_puts: u64,
+    /// Clean pages dropped with nothing kept (cleancache refused them,
+    /// or they were zeros after a miss, or the heap was short).
+    pub cache_drops: u64,
+    /// Faults on a `Cached` page that cleancache answered
+    /// (`cleancache_hits`).
+    pub cache_hits: u64,
+    /// Faults on a `Cached` page it did not (`cleancache_misses`).
+    pub cache_misses: u64,
 }
 
 /// How many pages are in each state.
@@ -146,6 +193,10 @@ pub struct PagerCounts {
     /// Resident pages frontswap refused (the floor's part that cannot be
     /// paged out now).
     pub refused_pages: u64,
+    /// Resident clean cache pages (`ResidentClean`, `CacheMiss`).
+    pub clean_pages: u64,
+    /// Cache pages out of memory (`Cached`: in cleancache or dropped).
+    pub cached_pages: u64,
 }
 
 /// Frames kept free for faults by default (2 MiB): a workload step (256
@@ -273,6 +324,12 @@ impl Pager {
             if s == PageState::ResidentRefused {
                 f(&mut c.refused_pages);
             }
+            if matches!(s, PageState::ResidentClean | PageState::CacheMiss) {
+                f(&mut c.clean_pages);
+            }
+            if s == PageState::Cached {
+                f(&mut c.cached_pages);
+            }
         };
         tally(c, old, false);
         tally(c, new, true);
@@ -293,6 +350,12 @@ impl Pager {
             }
             if s == PageState::ResidentRefused {
                 c.refused_pages += 1;
+            }
+            if matches!(s, PageState::ResidentClean | PageState::CacheMiss) {
+                c.clean_pages += 1;
+            }
+            if s == PageState::Cached {
+                c.cached_pages += 1;
             }
             if s.is_resident() != self.clock.contains(v as u64) {
                 return Err("clock and states disagree");

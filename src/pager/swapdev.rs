@@ -5,6 +5,7 @@
 use crate::mm::direct::Page;
 use crate::mm::frame::FrameAllocator;
 use crate::mm::held::HeldFrames;
+use crate::swap::cleancache::{CleancacheError, CleancacheStats};
 use crate::swap::frontswap::{Frontswap, FrontswapError, Tier};
 use crate::swap::tmem::Tmem;
 use crate::swap::xen_tmem::{SwapBackend, XenTmem};
@@ -67,6 +68,22 @@ pub trait SwapDevice {
     fn compact(&mut self, frames: &mut FrameAllocator<'_>);
     /// Returns the frames the pool holds in stock (not in use).
     fn release_stock(&mut self, frames: &mut FrameAllocator<'_>);
+    /// Puts a clean page to cleancache (ephemeral: it may be dropped at
+    /// any time). `Err`: no tier holds it.
+    fn cache_put(
+        &mut self,
+        frames: &mut FrameAllocator<'_>,
+        page_no: u64,
+        page: &Page,
+    ) -> Result<(), CleancacheError>;
+    /// Gets a page from cleancache, removing it there. `true`: a hit,
+    /// `page` holds it; `false`: a miss, `page` is unspecified.
+    fn cache_get(&mut self, frames: &mut FrameAllocator<'_>, page_no: u64, page: &mut Page)
+        -> bool;
+    /// Drops a page from cleancache (it was freed).
+    fn cache_flush(&mut self, frames: &mut FrameAllocator<'_>, page_no: u64);
+    /// Cleancache's counters.
+    fn cache_stats(&self) -> CleancacheStats;
 }
 
 /// Where a frontswap keeps its in-guest pool: first (alone), or behind
@@ -191,6 +208,45 @@ where
             z.frames_mut().drain(frames);
         }
     }
+
+    fn cache_put(
+        &mut self,
+        frames: &mut FrameAllocator<'_>,
+        page_no: u64,
+        page: &Page,
+    ) -> Result<(), CleancacheError> {
+        if let Some(z) = self.pool_mut() {
+            z.frames_mut().restock(frames, STORE_STOCK_FRAMES);
+        }
+        let (cc, primary, fallback) = self.cleancache_parts();
+        let r = cc.put(primary, fallback, page_no, page).map(|_| ());
+        self.release_freed(frames);
+        r
+    }
+
+    fn cache_get(
+        &mut self,
+        frames: &mut FrameAllocator<'_>,
+        page_no: u64,
+        page: &mut Page,
+    ) -> bool {
+        let (cc, primary, fallback) = self.cleancache_parts();
+        let hit = matches!(cc.get(primary, fallback, page_no, page), Ok(Some(_)));
+        self.release_freed(frames);
+        hit
+    }
+
+    fn cache_flush(&mut self, frames: &mut FrameAllocator<'_>, page_no: u64) {
+        let (cc, primary, fallback) = self.cleancache_parts();
+        if let Err(e) = cc.flush(primary, fallback, page_no) {
+            log::warn!("cleancache flush of page {page_no:#x}: {e:?}");
+        }
+        self.release_freed(frames);
+    }
+
+    fn cache_stats(&self) -> CleancacheStats {
+        self.cleancache().stats()
+    }
 }
 
 /// Frames the pool freed go back to the allocator.
@@ -264,5 +320,27 @@ impl<H: TmemHypervisor, P: HeldFrames> SwapDevice for GuestSwap<H, P> {
     }
     fn release_stock(&mut self, frames: &mut FrameAllocator<'_>) {
         either!(self, f => SwapDevice::release_stock(f, frames))
+    }
+    fn cache_put(
+        &mut self,
+        frames: &mut FrameAllocator<'_>,
+        page_no: u64,
+        page: &Page,
+    ) -> Result<(), CleancacheError> {
+        either!(self, f => SwapDevice::cache_put(f, frames, page_no, page))
+    }
+    fn cache_get(
+        &mut self,
+        frames: &mut FrameAllocator<'_>,
+        page_no: u64,
+        page: &mut Page,
+    ) -> bool {
+        either!(self, f => SwapDevice::cache_get(f, frames, page_no, page))
+    }
+    fn cache_flush(&mut self, frames: &mut FrameAllocator<'_>, page_no: u64) {
+        either!(self, f => SwapDevice::cache_flush(f, frames, page_no))
+    }
+    fn cache_stats(&self) -> CleancacheStats {
+        either!(self, f => SwapDevice::cache_stats(f))
     }
 }

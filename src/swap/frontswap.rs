@@ -40,6 +40,7 @@
 
 use alloc::collections::BTreeMap;
 
+use super::cleancache::Cleancache;
 use super::tmem::{Key, Lookup, ObjectId, Page, PoolId, PoolKind, Tmem, TmemError};
 
 /// The highest slot frontswap takes (index is a `u32`, 16 objects).
@@ -146,6 +147,8 @@ pub struct Frontswap<P, F = NoFallback> {
     primary_pages: u64,
     fallback_pages: u64,
     stats: FrontswapStats,
+    /// Cleancache's ephemeral pools in the same backends.
+    cleancache: Cleancache,
 }
 
 impl<P: Tmem> Frontswap<P, NoFallback> {
@@ -160,6 +163,7 @@ impl<P: Tmem> Frontswap<P, NoFallback> {
             primary_pages: 0,
             fallback_pages: 0,
             stats: FrontswapStats::default(),
+            cleancache: Cleancache::new(),
         })
     }
 }
@@ -186,6 +190,7 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
             primary_pages: 0,
             fallback_pages: 0,
             stats: FrontswapStats::default(),
+            cleancache: Cleancache::new(),
         })
     }
 
@@ -237,6 +242,21 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
     /// The fallback backend, mutably.
     pub fn fallback_mut(&mut self) -> Option<&mut F> {
         self.fallback.as_mut().map(|(f, _)| f)
+    }
+
+    /// Cleancache's counters.
+    pub fn cleancache(&self) -> &Cleancache {
+        &self.cleancache
+    }
+
+    /// Cleancache with the backends it shares with frontswap (its own
+    /// ephemeral pools in them; see `swap::cleancache`).
+    pub fn cleancache_parts(&mut self) -> (&mut Cleancache, &mut dyn Tmem, Option<&mut dyn Tmem>)
+    where
+        P: Sized,
+    {
+        let fallback = self.fallback.as_mut().map(|(f, _)| f as &mut dyn Tmem);
+        (&mut self.cleancache, &mut self.primary, fallback)
     }
 
     fn count(&mut self, tier: Tier, up: bool) {

@@ -29,6 +29,8 @@
 //! - [`xen_tmem`]: the `xen-tmem` backend, Xen's own tmem over any
 //!   `xen::tmem::TmemHypervisor`; `xen_fake` (tests only) is a Xen 4.12
 //!   tmem that checks every `tmem_op` byte by byte.
+//! - [`cleancache`]: clean, recomputable pages in ephemeral pools of the
+//!   same backends (a second pool id beside frontswap's).
 //! - [`checks`]: the in-guest tmem checks and timings, generic over
 //!   [`tmem::Tmem`] (run on the fakes here, on Xen by the selftest).
 //! - [`content`]: page contents (`zero`, `random`, `text`, `mixed`) that
@@ -37,6 +39,7 @@
 //!   command.
 
 pub mod checks;
+pub mod cleancache;
 pub mod content;
 #[cfg(test)]
 pub(crate) mod fake;

@@ -8,16 +8,31 @@
 //! `hold:`, and just before `free:` releases them. A frame that cannot be
 //! had now makes the step return [`StepOutcome::NeedFrames`] so the kernel
 //! can balloon up at once; the next step resumes at the same page.
+//!
+//! *Cache pages* (`cache:` phases) are kept apart: they are not committed
+//! ([`Engine::committed_pages`] leaves them out, as Linux's page cache is
+//! not in `Committed_AS`), their content is a pure function of their
+//! identity that costs [`CACHE_ROUNDS_PER_PAGE`] hash rounds to compute,
+//! and after computing one the engine tells the source it is clean
+//! ([`PageSource::mark_clean`]), so the pager may drop it into
+//! cleancache. `cache:read` reads each back: a page the source lost
+//! ([`PageSource::cache_missed`]) is recomputed, written, marked clean
+//! again and read once more; every read is verified and counted with the
+//! others.
 
 use alloc::vec::Vec;
 use core::num::NonZeroU32;
 
 use super::pattern::{PageId, PAGE_BYTES};
-use super::spec::{ContentKind, FreeAmount, Phase, Repeat, Spec, TouchPattern};
+use super::spec::{CacheOp, ContentKind, FreeAmount, Phase, Repeat, Spec, TouchPattern};
 use crate::mm::Pfn;
 
 /// Default page operations per step (1 MiB).
 pub const DEFAULT_BUDGET_PAGES: u32 = 256;
+
+/// Hash rounds over the whole page that computing one cache page costs
+/// (each round mixes all 512 words): the deliberate price of a miss.
+pub const CACHE_ROUNDS_PER_PAGE: u32 = 8;
 
 /// A frame could not be mapped for access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +57,16 @@ pub trait PageSource {
     ) -> Result<(), MapError>;
     /// Gives a frame obtained from [`PageSource::alloc_frame`] back.
     fn free_frame(&mut self, pfn: Pfn);
+    /// Says the page's content, just written, is clean and recomputable
+    /// (a cache page): the pager may drop it into cleancache. A source
+    /// that does not page ignores it.
+    fn mark_clean(&mut self, _pfn: Pfn) {}
+    /// Whether the last read of a clean page found nothing in cleancache
+    /// (it read zeros and must be recomputed). `false` for a source that
+    /// does not page.
+    fn cache_missed(&mut self, _pfn: Pfn) -> bool {
+        false
+    }
 }
 
 /// What a step did and what the engine wants next.
@@ -90,6 +115,18 @@ pub struct Status {
     pub phase: &'static str,
     /// Pass number, from 0.
     pub pass: u64,
+    /// Cache pages held now (not in `reserved_pages`: not committed).
+    pub cache_pages: u64,
+    /// Cache pages computed by `cache:` builds.
+    pub cache_built: u64,
+    /// Cache pages recomputed after cleancache lost them
+    /// (`cleancache_recomputed`).
+    pub cache_recomputed: u64,
+    /// Hash rounds spent recomputing them.
+    pub cache_recompute_rounds: u64,
+    /// Nanoseconds spent recomputing them (0 without a clock:
+    /// [`Engine::set_clock`]).
+    pub cache_recompute_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -118,6 +155,13 @@ enum Cursor {
     Idle {
         until_ns: u64,
     },
+    CacheBuild {
+        next: usize,
+    },
+    CacheRead {
+        next: usize,
+    },
+    CacheFree,
 }
 
 /// The workload engine.
@@ -134,6 +178,10 @@ pub struct Engine {
     st: Status,
     /// The content of pages reserved from now on.
     content: ContentKind,
+    /// Cache pages, apart from the committed ones.
+    cache: Vec<Slot>,
+    /// Where recomputation time comes from, if anywhere.
+    clock: Option<fn() -> u64>,
 }
 
 fn mix(x: u64) -> u64 {
@@ -160,6 +208,37 @@ fn verify(src: &mut dyn PageSource, slot: &Slot, st: &mut Status) {
         Ok(()) => st.mismatches = st.mismatches.saturating_add(1),
         Err(MapError) => st.map_errors = st.map_errors.saturating_add(1),
     }
+}
+
+/// Computes a cache page: its content of `kind`, then the rounds that
+/// make it costly (their digest is kept from the optimiser, not stored:
+/// the content stays verifiable as `kind`).
+fn compute_cache_page(id: PageId, kind: ContentKind, page: &mut [u8; PAGE_BYTES]) {
+    id.fill_as(kind, page);
+    let mut h = 0u64;
+    for r in 0..CACHE_ROUNDS_PER_PAGE {
+        for w in page.chunks_exact(8) {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(w);
+            h = mix(h ^ u64::from_le_bytes(x) ^ u64::from(r));
+        }
+    }
+    core::hint::black_box(h);
+}
+
+/// Computes a cache slot's page into its frame and tells the source it
+/// is clean.
+fn write_cache(src: &mut dyn PageSource, slot: &Slot, st: &mut Status) -> Result<(), MapError> {
+    let (id, kind) = (slot.id, slot.kind);
+    let r = src.write_frame(slot.pfn, &mut |b| compute_cache_page(id, kind, b));
+    match r {
+        Ok(()) => {
+            st.written_pages = st.written_pages.saturating_add(1);
+            src.mark_clean(slot.pfn);
+        }
+        Err(MapError) => st.map_errors = st.map_errors.saturating_add(1),
+    }
+    r
 }
 
 /// Writes a slot's content to its frame.
@@ -189,6 +268,8 @@ impl Engine {
             done: false,
             st: Status::default(),
             content: ContentKind::Mixed,
+            cache: Vec::new(),
+            clock: None,
         };
         e.refresh_phase();
         e
@@ -204,6 +285,11 @@ impl Engine {
         self.st
     }
 
+    /// A monotonic clock (ns) to time recomputations with.
+    pub fn set_clock(&mut self, now_ns: fn() -> u64) {
+        self.clock = Some(now_ns);
+    }
+
     fn refresh_phase(&mut self) {
         self.st.phase_index = self.phase;
         self.st.pass = self.pass;
@@ -212,6 +298,7 @@ impl Engine {
             _ => "done",
         };
         self.st.reserved_pages = self.slots.len() as u64;
+        self.st.cache_pages = self.cache.len() as u64;
     }
 
     fn advance(&mut self) {
@@ -322,6 +409,35 @@ impl Engine {
                     }
                     self.advance();
                 }
+                Cursor::CacheBuild { next } => {
+                    match self.cache_build(src, next, &mut ops, budget) {
+                        Some(o) => break o,
+                        None => self.advance(),
+                    }
+                }
+                Cursor::CacheRead { next } => {
+                    if self.cache_read(src, next, &mut ops, budget) {
+                        break StepOutcome::Busy;
+                    }
+                    self.advance();
+                }
+                Cursor::CacheFree => {
+                    // The source drops whatever it holds of them,
+                    // cleancache included; nothing to verify (they are
+                    // recomputable).
+                    while ops < budget {
+                        let Some(slot) = self.cache.pop() else { break };
+                        if slot.resident {
+                            src.free_frame(slot.pfn);
+                        }
+                        ops += 1;
+                    }
+                    self.st.cache_pages = self.cache.len() as u64;
+                    if !self.cache.is_empty() {
+                        break StepOutcome::Busy;
+                    }
+                    self.advance();
+                }
             }
         };
         self.refresh_phase();
@@ -388,7 +504,129 @@ impl Engine {
                 };
                 Ok(false)
             }
+            Phase::Cache(CacheOp::Build { pages }) => {
+                let n = usize::try_from(pages).map_err(|_| StepOutcome::OutOfHeap)?;
+                self.cache
+                    .try_reserve(n)
+                    .map_err(|_| StepOutcome::OutOfHeap)?;
+                let region = self.next_region;
+                self.next_region = self.next_region.wrapping_add(1);
+                let next = self.cache.len();
+                self.cache.extend((0..n).map(|i| Slot {
+                    id: PageId {
+                        region,
+                        index: i as u32,
+                        generation: 0,
+                    },
+                    pfn: 0,
+                    resident: false,
+                    kind: self.content,
+                }));
+                self.cursor = Cursor::CacheBuild { next };
+                Ok(false)
+            }
+            Phase::Cache(CacheOp::Read) => {
+                self.cursor = Cursor::CacheRead { next: 0 };
+                Ok(false)
+            }
+            Phase::Cache(CacheOp::Free) => {
+                self.cursor = Cursor::CacheFree;
+                Ok(false)
+            }
         }
+    }
+
+    /// Continues a `cache:` build from slot `next`. `None`: complete.
+    fn cache_build(
+        &mut self,
+        src: &mut dyn PageSource,
+        mut next: usize,
+        ops: &mut u64,
+        budget: u64,
+    ) -> Option<StepOutcome> {
+        let result = loop {
+            if next >= self.cache.len() {
+                break None;
+            }
+            if *ops >= budget {
+                break Some(StepOutcome::Busy);
+            }
+            let slot = &mut self.cache[next];
+            let Some(pfn) = src.alloc_frame() else {
+                let missing = (self.cache.len() - next) as u64;
+                self.st.need_frames_pages = missing;
+                break Some(StepOutcome::NeedFrames { pages: missing });
+            };
+            slot.pfn = pfn;
+            if write_cache(src, slot, &mut self.st).is_ok() {
+                slot.resident = true;
+                self.st.cache_built = self.st.cache_built.saturating_add(1);
+            } else {
+                src.free_frame(pfn);
+            }
+            self.st.need_frames_pages = 0;
+            *ops += 1;
+            next += 1;
+        };
+        self.cursor = Cursor::CacheBuild { next };
+        result
+    }
+
+    /// Continues a `cache:read` from slot `next`: verifies each page,
+    /// recomputing the ones the source lost. `true`: out of budget.
+    fn cache_read(
+        &mut self,
+        src: &mut dyn PageSource,
+        mut next: usize,
+        ops: &mut u64,
+        budget: u64,
+    ) -> bool {
+        let busy = loop {
+            if next >= self.cache.len() {
+                break false;
+            }
+            if *ops >= budget {
+                break true;
+            }
+            let slot = self.cache[next];
+            next += 1;
+            if !slot.resident {
+                continue;
+            }
+            *ops += 1;
+            let (id, kind) = (slot.id, slot.kind);
+            let mut ok = false;
+            if src
+                .read_frame(slot.pfn, &mut |b| ok = id.verify_as(kind, b))
+                .is_err()
+            {
+                self.st.map_errors = self.st.map_errors.saturating_add(1);
+                continue;
+            }
+            if !src.cache_missed(slot.pfn) {
+                if ok {
+                    self.st.verified_pages = self.st.verified_pages.saturating_add(1);
+                } else {
+                    self.st.mismatches = self.st.mismatches.saturating_add(1);
+                }
+                continue;
+            }
+            // Lost: recompute, then read it back like any other.
+            let t0 = self.clock.map(|c| c());
+            let _ = write_cache(src, &slot, &mut self.st);
+            if let (Some(c), Some(t0)) = (self.clock, t0) {
+                let spent = c().saturating_sub(t0);
+                self.st.cache_recompute_ns = self.st.cache_recompute_ns.saturating_add(spent);
+            }
+            self.st.cache_recomputed = self.st.cache_recomputed.saturating_add(1);
+            self.st.cache_recompute_rounds = self
+                .st
+                .cache_recompute_rounds
+                .saturating_add(u64::from(CACHE_ROUNDS_PER_PAGE));
+            verify(src, &slot, &mut self.st);
+        };
+        self.cursor = Cursor::CacheRead { next };
+        busy
     }
 
     /// Continues a touch phase. `None`: the phase is complete.

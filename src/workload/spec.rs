@@ -12,8 +12,17 @@
 //!         | "free:" size           verify and release the most recently reserved
 //!         | "free:all"             size (LIFO), or everything
 //!         | "idle:" dur            wait dur
-//!         | "content:" kind        what later alloc: phases' pages hold:
+//!         | "content:" kind        what later alloc: and cache: phases' pages hold:
 //!                                  zero | random | text | mixed (the default)
+//!         | "cache:" size          build size more cache pages: clean pages whose
+//!                                  content is a function of their identity, each
+//!                                  costing CACHE_ROUNDS_PER_PAGE hash rounds to
+//!                                  compute; not committed, so the pager may drop
+//!                                  them into cleancache (ephemeral tmem)
+//!         | "cache:read"           re-read every cache page: a hit is verified, a
+//!                                  page cleancache lost is recomputed (counted)
+//!                                  and verified
+//!         | "cache:free"           release every cache page
 //!         | "repeat" [":" count] ["@" from]
 //!                                  only as the last phase: run the list again,
 //!                                  forever, or count times in all (count >= 1);
@@ -68,6 +77,21 @@ pub enum FreeAmount {
     All,
 }
 
+/// What a `cache:` phase does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CacheOp {
+    /// Build this many more cache pages (`cache:SIZE`).
+    Build {
+        /// Pages to build.
+        pages: u64,
+    },
+    /// Re-read every cache page, recomputing the lost ones
+    /// (`cache:read`).
+    Read,
+    /// Release every cache page (`cache:free`).
+    Free,
+}
+
 /// One phase of the program.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -92,6 +116,8 @@ pub enum Phase {
     },
     /// Pages reserved from now on hold this kind of content.
     Content(ContentKind),
+    /// Cache pages: build, re-read, free.
+    Cache(CacheOp),
 }
 
 impl Phase {
@@ -105,6 +131,9 @@ impl Phase {
             Phase::Free(_) => "free",
             Phase::Idle { .. } => "idle",
             Phase::Content(_) => "content",
+            Phase::Cache(CacheOp::Build { .. }) => "cache-build",
+            Phase::Cache(CacheOp::Read) => "cache-read",
+            Phase::Cache(CacheOp::Free) => "cache-free",
         }
     }
 }
@@ -339,6 +368,15 @@ fn parse_item(s: &str) -> Result<Item, ParseErrorKind> {
             ContentKind::from_name(arg.ok_or(ParseErrorKind::BadArgument)?)
                 .ok_or(ParseErrorKind::BadArgument)?,
         )),
+        "cache" => Item::Phase(Phase::Cache(
+            match arg.ok_or(ParseErrorKind::BadArgument)? {
+                "read" => CacheOp::Read,
+                "free" => CacheOp::Free,
+                size => CacheOp::Build {
+                    pages: parse_size_pages(size)?,
+                },
+            },
+        )),
         "repeat" => return parse_repeat(None, arg),
         _ if name.starts_with("repeat@") => return parse_repeat(Some(&name[7..]), arg),
         _ => return Err(ParseErrorKind::UnknownPhase),
@@ -563,6 +601,30 @@ mod tests {
         // Loops that keep their balance, or reset it, run forever.
         assert!(Spec::parse("alloc:4K,idle:1s,alloc:4K,free:4K,repeat@1").is_ok());
         assert!(Spec::parse("alloc:8K,idle:1s,free:all,alloc:4K,repeat@1").is_ok());
+    }
+
+    #[test]
+    fn cache_phases() {
+        let s = Spec::parse("content:text,cache:8M,idle:1s,cache:read,cache:free,repeat").unwrap();
+        assert_eq!(s.phases[1], Phase::Cache(CacheOp::Build { pages: 8 * MIB }));
+        assert_eq!(s.phases[3], Phase::Cache(CacheOp::Read));
+        assert_eq!(s.phases[4], Phase::Cache(CacheOp::Free));
+        assert_eq!(s.phases[1].name(), "cache-build");
+        assert_eq!(s.phases[3].name(), "cache-read");
+        // Cache pages are not reserved: they do not enter the free balance.
+        assert_eq!(
+            err("cache:4M,free:4K"),
+            (1, ParseErrorKind::FreeExceedsReserved)
+        );
+        assert!(Spec::parse("alloc:4K,cache:1G,free:4K,cache:free").is_ok());
+        use ParseErrorKind::*;
+        assert_eq!(err("cache"), (0, BadArgument));
+        assert_eq!(err("cache:"), (0, BadNumber));
+        assert_eq!(err("cache:Read"), (0, BadNumber));
+        assert_eq!(err("cache:0M"), (0, Zero));
+        assert_eq!(err("cache:6K"), (0, NotPageMultiple));
+        assert_eq!(err("cache:4M,cache:all"), (1, BadNumber));
+        assert_eq!(err("cache:2048G"), (0, OutOfRange));
     }
 
     #[test]

@@ -17,6 +17,7 @@
 #![forbid(unsafe_code)]
 
 mod adapters;
+mod cleancache_status;
 mod env;
 mod status;
 #[cfg(test)]
@@ -28,6 +29,7 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use core::num::NonZeroU32;
 
+pub use cleancache_status::CLEANCACHE_STATUS_KEYS;
 pub use env::{Env, Paging, WatchStore};
 pub use status::SWAP_STATUS_KEYS;
 

@@ -111,6 +111,7 @@ impl<E: Env> Runtime<'_, E> {
             extra.push((key, value.to_string()));
         }
         extra.extend(self.swap_status());
+        extra.extend(self.cleancache_status());
         if let Some(e) = self.engine.as_ref() {
             let s = e.status();
             extra.push(("data/selfballoon/workload_phase", s.phase.to_string()));

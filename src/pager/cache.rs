@@ -1,0 +1,139 @@
+//! Cache pages in the pager: clean, recomputable pages of the workload
+//! that reclaim drops into cleancache instead of frontswap, and that a
+//! fault looks up there first (see the state diagram in `pager`).
+//!
+//! # What runs in fault context
+//!
+//! [`PagerCtx::cache_fault_in`] runs in the `#PF` path, like a page-in
+//! from frontswap: a frame from [`PagerCtx::take_frame`] (which may
+//! reclaim, and so put other clean pages to cleancache), one cleancache
+//! get into the pager's bounce page on the heap (for Xen's tmem one
+//! hypercall that copies into the backend's bounce frame, then a copy out
+//! of it; for `zpool` a decompression from pool frames), and a copy
+//! through the identity map into the new frame. None of it touches the
+//! region's virtual addresses, so it cannot fault again (and if it did,
+//! the fault would find the handler's lock held: fatal, never recursion).
+//! A miss is not an error: the fault maps zeros and the page becomes
+//! `CacheMiss`, which the workload sees through
+//! [`PagerCtx::cache_missed`] and recomputes.
+
+use super::ctx::{PageOut, Sources};
+use super::{PageState, PagerCtx, SwapDevice, HEAP_SPARE_BYTES};
+use crate::mm::fault::Resolution;
+use crate::mm::frame::FrameState;
+use crate::mm::vm::{Mmu, Vpn};
+use crate::xen::ops::MemoryOps;
+
+impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
+    /// Marks a resident page clean and recomputable (a cache page whose
+    /// content the workload just computed and wrote): its dirty bit is
+    /// cleared, and until it is written again a page-out puts it to
+    /// cleancache. `false` (nothing changed) if the page is not resident.
+    pub fn mark_clean(&mut self, vpn: Vpn) -> bool {
+        match self.pager.state(vpn) {
+            Some(s) if s.is_resident() => {
+                let _ = self.mmu.test_and_clear_dirty(vpn);
+                self.pager.set_state(vpn, PageState::ResidentClean);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `vpn` holds zeros after a cleancache miss (`CacheMiss`):
+    /// the workload must recompute it (and [`mark_clean`] it again).
+    ///
+    /// [`mark_clean`]: PagerCtx::mark_clean
+    pub fn cache_missed(&self, vpn: Vpn) -> bool {
+        self.pager.state(vpn) == Some(PageState::CacheMiss)
+    }
+
+    /// The page-out of a clean cache page, or `None` if `vpn` is not one
+    /// (or was written since: then it goes to frontswap as any page).
+    /// The page is read, its frame freed, and it is put to cleancache; a
+    /// refused put loses nothing (it is recomputable) and the page is
+    /// `Cached` either way. A `CacheMiss` page (zeros) is just dropped.
+    pub(super) fn cache_page_out(
+        &mut self,
+        vpn: Vpn,
+        state: PageState,
+        dirty: bool,
+    ) -> Option<PageOut> {
+        if dirty {
+            return None;
+        }
+        match state {
+            PageState::CacheMiss => {
+                self.unmap_and_free(vpn);
+                self.pager.set_state(vpn, PageState::Cached);
+                self.pager.stats.cache_drops += 1;
+                Some(PageOut::Out)
+            }
+            PageState::ResidentClean => {
+                let heap_short = (self.heap_free_bytes)() < HEAP_SPARE_BYTES;
+                let read = !heap_short && self.mmu.read(vpn, &mut self.pager.bounce).is_ok();
+                self.unmap_and_free(vpn);
+                self.pager.set_state(vpn, PageState::Cached);
+                if read
+                    && self
+                        .swap
+                        .cache_put(self.frames, vpn, &self.pager.bounce)
+                        .is_ok()
+                {
+                    self.pager.stats.cache_puts += 1;
+                } else {
+                    self.pager.stats.cache_drops += 1;
+                }
+                Some(PageOut::Out)
+            }
+            _ => None,
+        }
+    }
+
+    /// Resolves a fault on a `Cached` page: a frame, then cleancache. A
+    /// hit maps the page (`ResidentClean`), a miss maps zeros
+    /// (`CacheMiss`). Fails only for want of a frame or a mapping.
+    pub(super) fn cache_fault_in(&mut self, vpn: Vpn) -> Resolution {
+        let from = Sources {
+            reclaim: true,
+            below_watermark: true,
+        };
+        let Some(pfn) = self.take_frame(from) else {
+            self.pager.stats.fault_failures += 1;
+            return Resolution::Failed("no frame for a cache page");
+        };
+        if let Err(e) = self.mmu.map(vpn, pfn) {
+            log::error!("pager: map {vpn:#x} -> {pfn:#x}: {e}");
+            let _ = self.frames.free_as(pfn, FrameState::Paged);
+            self.pager.stats.fault_failures += 1;
+            return Resolution::Failed("map failed");
+        }
+        let hit = self
+            .swap
+            .cache_get(self.frames, vpn, &mut self.pager.bounce);
+        let filled = if hit {
+            self.mmu.write(vpn, &self.pager.bounce).is_ok()
+        } else {
+            self.mmu.zero(vpn).is_ok()
+        };
+        if !filled {
+            if let Ok(u) = self.mmu.unmap(vpn) {
+                let _ = self.frames.free_as(u.pfn, FrameState::Paged);
+            }
+            self.pager.stats.fault_failures += 1;
+            return Resolution::Failed("cache page fill failed");
+        }
+        // The fill went through the identity map; the page is clean.
+        let _ = self.mmu.test_and_clear_dirty(vpn);
+        self.pager.clock.insert(vpn);
+        if hit {
+            self.pager.set_state(vpn, PageState::ResidentClean);
+            self.pager.stats.cache_hits += 1;
+        } else {
+            self.pager.set_state(vpn, PageState::CacheMiss);
+            self.pager.stats.cache_misses += 1;
+        }
+        self.pager.stats.page_faults += 1;
+        Resolution::Resolved
+    }
+}
