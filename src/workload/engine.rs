@@ -712,6 +712,9 @@ mod tests {
         next_pfn: Pfn,
         capacity: usize,
         unmappable: Option<Pfn>,
+        /// Frames marked clean, and those "cleancache lost" (zeroed).
+        clean: alloc::collections::BTreeSet<Pfn>,
+        lost: alloc::collections::BTreeSet<Pfn>,
     }
 
     impl FakeSource {
@@ -722,6 +725,16 @@ mod tests {
                 next_pfn: 0x100,
                 capacity,
                 unmappable: None,
+                clean: Default::default(),
+                lost: Default::default(),
+            }
+        }
+        /// Drops every clean frame (as reclaim into a cleancache that
+        /// then lost them would): they read as zeros and say so.
+        fn lose_clean(&mut self) {
+            for &pfn in &self.clean {
+                **self.frames.get_mut(&pfn).unwrap() = [0; PAGE_BYTES];
+                self.lost.insert(pfn);
             }
         }
         fn in_use(&self) -> usize {
@@ -769,7 +782,16 @@ mod tests {
         }
         fn free_frame(&mut self, pfn: Pfn) {
             assert!(self.frames.remove(&pfn).is_some(), "double free");
+            self.clean.remove(&pfn);
+            self.lost.remove(&pfn);
             self.free.push(pfn);
+        }
+        fn mark_clean(&mut self, pfn: Pfn) {
+            self.clean.insert(pfn);
+            self.lost.remove(&pfn);
+        }
+        fn cache_missed(&mut self, pfn: Pfn) -> bool {
+            self.lost.contains(&pfn)
         }
     }
 
@@ -965,6 +987,61 @@ mod tests {
             NonZeroU32::new(1).unwrap(),
         );
         assert_eq!(e.step(0, &mut src), StepOutcome::Done);
+    }
+
+    #[test]
+    fn cache_pages_are_not_committed_and_lost_ones_are_recomputed() {
+        let mut src = FakeSource::new(1000);
+        let mut e = engine(
+            "alloc:8K,content:text,cache:40K,idle:1s,cache:read,idle:1s,cache:read,cache:free",
+            1000,
+        );
+        e.set_clock(|| 7);
+        assert!(matches!(
+            run(&mut e, 0, &mut src),
+            StepOutcome::Sleep { .. }
+        ));
+        let s = e.status();
+        assert_eq!((s.cache_pages, s.cache_built), (10, 10));
+        assert_eq!(e.committed_pages(), 2, "cache pages are not committed");
+        assert_eq!(src.clean.len(), 10);
+        // First read: everything there.
+        assert!(matches!(
+            run(&mut e, 1_000_000_000, &mut src),
+            StepOutcome::Sleep { .. }
+        ));
+        let s = e.status();
+        assert_eq!(
+            (s.verified_pages, s.cache_recomputed, s.mismatches),
+            (10, 0, 0)
+        );
+        // Cleancache loses them all: the second read recomputes each.
+        src.lose_clean();
+        assert_eq!(run(&mut e, 2_000_000_000, &mut src), StepOutcome::Done);
+        let s = e.status();
+        assert_eq!(
+            (s.verified_pages, s.cache_recomputed, s.mismatches),
+            (20, 10, 0)
+        );
+        assert_eq!(
+            s.cache_recompute_rounds,
+            10 * u64::from(CACHE_ROUNDS_PER_PAGE)
+        );
+        assert_eq!(s.cache_recompute_ns, 0, "a constant clock");
+        assert_eq!(s.cache_pages, 0);
+        assert_eq!(src.in_use(), 0);
+    }
+
+    #[test]
+    fn a_lost_page_that_is_not_reported_is_a_mismatch() {
+        let mut src = FakeSource::new(1000);
+        let mut e = engine("content:text,cache:8K,idle:1s,cache:read", 1000);
+        run(&mut e, 0, &mut src);
+        for f in src.frames.values_mut() {
+            **f = [0; PAGE_BYTES];
+        }
+        run(&mut e, 1_000_000_000, &mut src);
+        assert_eq!(e.status().mismatches, 2);
     }
 
     #[test]

@@ -617,3 +617,6 @@ fn swap_follows_the_target_loses_nothing_and_shrinks_like_the_seed() {
     assert_eq!((s.mismatches, s.map_errors), (0, 0));
     r.check();
 }
+
+#[path = "cleancache_tests.rs"]
+mod cleancache;
