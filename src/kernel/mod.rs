@@ -2,6 +2,7 @@
 //! between the hardware/hypervisor base and the host-testable logic.
 
 pub mod boot;
+pub mod cachecheck;
 pub mod console;
 pub mod exit;
 pub mod platform;

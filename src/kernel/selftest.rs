@@ -154,6 +154,7 @@ pub fn run(k: &mut Kernel) -> TestResult {
         xt.as_mut()
             .map_or_else(|&mut w| Outcome::Skip(w), tmem_ephemeral),
     );
+    r.record("cleancache", outcome(super::cachecheck::cleancache(k)));
     let xs_skip = match k.role {
         Role::Bare => Some(no_xen),
         Role::Dom0 => Some("dom0 has no xenstore here"),

@@ -33,7 +33,7 @@ use super::Kernel;
 /// Reservation calls for a check that must never balloon: every call
 /// fails (the balloon is at its bound anyway).
 #[derive(Debug)]
-struct NoReservation;
+pub(super) struct NoReservation;
 
 impl MemoryOps for NoReservation {
     fn decrease_reservation(&mut self, _: u32, _: &[Pfn]) -> Result<usize, Errno> {
