@@ -271,3 +271,115 @@ impl Cleancache {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swap::content::{fill, verify, ContentKind};
+    use crate::swap::fake::{FakeTmem, Inject};
+    use crate::swap::tmem::{Refusal, PAGE_BYTES};
+
+    fn page(id: u64) -> Page {
+        let mut p = [0; PAGE_BYTES];
+        fill(ContentKind::Text, id, &mut p);
+        p
+    }
+
+    #[test]
+    fn gets_are_destructive_and_drops_are_misses() {
+        let mut cc = Cleancache::new();
+        let mut t = FakeTmem::new();
+        for i in 0..10 {
+            assert_eq!(cc.put(&mut t, None, i, &page(i)), Ok(Tier::Primary));
+        }
+        // The first pool opened is ephemeral (the fake has no other).
+        assert_eq!(cc.pool(Tier::Primary), Some(PoolId(0)));
+        assert_eq!(t.drop_ephemeral(3), 3);
+        let mut buf = [0; PAGE_BYTES];
+        let mut hits = 0;
+        for i in 0..10 {
+            if cc.get(&mut t, None, i, &mut buf) == Ok(Some(Tier::Primary)) {
+                assert!(verify(ContentKind::Text, i, &buf));
+                hits += 1;
+            }
+        }
+        assert_eq!(hits, 7, "the oldest 3 were dropped");
+        // A second get of a hit misses: the first removed it.
+        assert_eq!(cc.get(&mut t, None, 9, &mut buf), Ok(None));
+        let s = cc.stats();
+        assert_eq!((s.puts, s.hits, s.misses, s.lookups()), (10, 7, 4, 11));
+        assert_eq!(t.pages(), 0);
+    }
+
+    fn fb(p: &mut FakeTmem) -> Option<&mut dyn Tmem> {
+        Some(p)
+    }
+
+    #[test]
+    fn the_fallback_takes_what_the_primary_refuses_and_is_looked_up_second() {
+        let mut cc = Cleancache::new();
+        let (mut xen, mut pool) = (FakeTmem::new(), FakeTmem::new());
+        xen.script.push_back(Inject::Refuse(Refusal::NoMemory));
+        assert_eq!(
+            cc.put(&mut xen, fb(&mut pool), 1, &page(1)),
+            Ok(Tier::Fallback)
+        );
+        assert_eq!(
+            cc.put(&mut xen, fb(&mut pool), 2, &page(2)),
+            Ok(Tier::Primary)
+        );
+        let mut buf = [0; PAGE_BYTES];
+        assert_eq!(
+            cc.get(&mut xen, fb(&mut pool), 1, &mut buf),
+            Ok(Some(Tier::Fallback))
+        );
+        assert!(verify(ContentKind::Text, 1, &buf));
+        assert_eq!(
+            cc.get(&mut xen, fb(&mut pool), 2, &mut buf),
+            Ok(Some(Tier::Primary))
+        );
+        assert_eq!((xen.pages(), pool.pages()), (0, 0));
+        // Both refuse: nothing is held, the put says so.
+        xen.script.push_back(Inject::Refuse(Refusal::NoMemory));
+        pool.script.push_back(Inject::Refuse(Refusal::OverLimit));
+        assert_eq!(
+            cc.put(&mut xen, fb(&mut pool), 3, &page(3)),
+            Err(CleancacheError::Refused(TmemError::Refused(
+                Refusal::NoMemory
+            )))
+        );
+        assert_eq!(cc.get(&mut xen, fb(&mut pool), 3, &mut buf), Ok(None));
+        let s = cc.stats();
+        assert_eq!((s.fallback_puts, s.fallback_hits, s.put_refused), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_failed_get_is_a_miss_and_flushes_the_key() {
+        let mut cc = Cleancache::new();
+        let mut t = FakeTmem::new();
+        cc.put(&mut t, None, 5, &page(5)).unwrap();
+        t.script.push_back(Inject::Fail(TmemError::Hypervisor(5)));
+        let mut buf = [0; PAGE_BYTES];
+        assert_eq!(cc.get(&mut t, None, 5, &mut buf), Ok(None));
+        assert_eq!(t.pages(), 0, "flushed after the failed get");
+        assert_eq!(cc.stats().errors, 1);
+    }
+
+    #[test]
+    fn a_pool_that_cannot_be_opened_is_not_asked_again() {
+        let mut cc = Cleancache::new();
+        let mut t = FakeTmem::new();
+        t.absent = true;
+        for i in 0..3 {
+            assert!(cc.put(&mut t, None, i, &page(i)).is_err());
+        }
+        assert_eq!(t.calls.new_pool, 1);
+        let mut buf = [0; PAGE_BYTES];
+        assert_eq!(cc.get(&mut t, None, 0, &mut buf), Ok(None));
+        assert_eq!(t.calls.get, 0, "no pool: no get");
+        assert_eq!(
+            cc.put(&mut t, None, 1 << 40, &page(0)),
+            Err(CleancacheError::KeyOutOfRange(1 << 40))
+        );
+    }
+}
