@@ -617,6 +617,11 @@ mod tests {
             (1, ParseErrorKind::FreeExceedsReserved)
         );
         assert!(Spec::parse("alloc:4K,cache:1G,free:4K,cache:free").is_ok());
+        // README's example: build once, then loop over the re-reads.
+        let s =
+            Spec::parse("content:text,alloc:32M,touch:seq,cache:96M,idle:30s,cache:read,repeat@4")
+                .unwrap();
+        assert_eq!((s.repeat, s.repeat_from), (Repeat::Forever, 4));
         use ParseErrorKind::*;
         assert_eq!(err("cache"), (0, BadArgument));
         assert_eq!(err("cache:"), (0, BadNumber));
