@@ -40,12 +40,14 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         }
     }
 
-    /// Whether `vpn` holds zeros after a cleancache miss (`CacheMiss`):
-    /// the workload must recompute it (and [`mark_clean`] it again).
+    /// Whether `vpn` holds the zeros a cleancache miss mapped
+    /// (`CacheMiss`, not written since): the workload must recompute it
+    /// (and [`mark_clean`] it again).
     ///
     /// [`mark_clean`]: PagerCtx::mark_clean
     pub fn cache_missed(&self, vpn: Vpn) -> bool {
         self.pager.state(vpn) == Some(PageState::CacheMiss)
+            && self.mmu.peek(vpn).is_some_and(|e| !e.dirty)
     }
 
     /// The page-out of a clean cache page, or `None` if `vpn` is not one

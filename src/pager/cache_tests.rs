@@ -244,6 +244,28 @@ fn written_clean_pages_go_to_frontswap_and_freed_ones_are_flushed() {
     });
 }
 
+/// A write that faults on a cache page cleancache lost: the miss maps
+/// zeros, the write lands, and the page is data from then on (not
+/// reported as a miss, paged out to frontswap).
+#[test]
+fn a_write_after_a_miss_is_data() {
+    let mut r = rig(512, 1024, 16, 256, Some(1000));
+    with_ctx(&mut r, |ctx, access| {
+        let v = ctx.lock().alloc_page().unwrap();
+        build(ctx, access, v, ContentKind::Text, 1);
+        assert_eq!(ctx.lock().reclaim(1), 1);
+        backend_drop(ctx.lock().swap, 1);
+        access.store(v, &page_of(ContentKind::Text, 2)).unwrap();
+        assert_eq!(ctx.lock().pager.stats().cache_misses, 1);
+        assert!(!ctx.lock().cache_missed(v), "written since the miss");
+        assert_eq!(ctx.lock().reclaim(1), 1);
+        assert_eq!(ctx.lock().pager.state(v), Some(PageState::Swapped));
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        access.load(v, &mut buf).unwrap();
+        assert!(verify(ContentKind::Text, 2, &buf));
+    });
+}
+
 /// In `zpool`, frontswap's pages push cleancache's out (ephemeral pages
 /// are dropped first), and no committed page is lost.
 #[test]

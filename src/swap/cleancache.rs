@@ -366,6 +366,11 @@ mod tests {
     }
 
     #[test]
+    fn the_error_is_small() {
+        assert!(core::mem::size_of::<CleancacheError>() <= 16);
+    }
+
+    #[test]
     fn a_pool_that_cannot_be_opened_is_not_asked_again() {
         let mut cc = Cleancache::new();
         let mut t = FakeTmem::new();
