@@ -24,7 +24,40 @@ use crate::mm::frame::FrameState;
 use crate::mm::vm::{Mmu, Vpn};
 use crate::xen::ops::MemoryOps;
 
+/// Pages of the clock a search for a clean victim looks at, at most,
+/// before reclaim falls back to any cold page (a look at a page that is
+/// not clean is one state read, no page-table access).
+pub const CLEAN_FIRST_SCAN_PAGES: u32 = 512;
+
 impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
+    /// A cold clean cache page to reclaim before any other, as Linux
+    /// reclaims page cache before anonymous memory: the clock's hand
+    /// moves over at most [`CLEAN_FIRST_SCAN_PAGES`] pages, giving clean
+    /// ones their second chance and leaving the others' accessed bits
+    /// alone. `None`: no clean page, or none cold within the scan.
+    pub(super) fn clean_victim(&mut self) -> Option<Vpn> {
+        if self.pager.counts.clean_pages == 0 {
+            return None;
+        }
+        let mmu = &mut *self.mmu;
+        let states = &self.pager.states;
+        let mut seen = 0u32;
+        let mut found = false;
+        let v = self.pager.clock.next_victim(|v| {
+            seen = seen.saturating_add(1);
+            let clean = matches!(
+                states.get(v as usize),
+                Some(PageState::ResidentClean | PageState::CacheMiss)
+            );
+            if clean && !mmu.test_and_clear_accessed(v).unwrap_or(false) {
+                found = true;
+                return true;
+            }
+            seen >= CLEAN_FIRST_SCAN_PAGES
+        })?;
+        found.then_some(v)
+    }
+
     /// Marks a resident page clean and recomputable (a cache page whose
     /// content the workload just computed and wrote): its dirty bit is
     /// cleared, and until it is written again a page-out puts it to

@@ -244,6 +244,33 @@ fn written_clean_pages_go_to_frontswap_and_freed_ones_are_flushed() {
     });
 }
 
+/// Reclaim takes cold clean cache pages before cold data pages, even
+/// when frontswap could take the data.
+#[test]
+fn reclaim_prefers_clean_pages() {
+    let mut r = rig(1024, 2048, 16, 512, None);
+    with_ctx(&mut r, |ctx, access| {
+        let data: Vec<Vpn> = (0..100).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in data.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Text, i as u64))
+                .unwrap();
+        }
+        let cache: Vec<Vpn> = (0..100).map(|_| ctx.lock().alloc_page().unwrap()).collect();
+        for (i, &v) in cache.iter().enumerate() {
+            build(ctx, access, v, ContentKind::Text, 1000 + i as u64);
+        }
+        assert_eq!(ctx.lock().reclaim(100), 100);
+        let c = ctx.lock();
+        assert_eq!(c.pager.counts().cached_pages, 100);
+        assert_eq!(c.swap.pages(), 0, "no data page went out");
+        // With the clean ones gone, data goes next.
+        drop(c);
+        assert_eq!(ctx.lock().reclaim(10), 10);
+        assert_eq!(ctx.lock().swap.pages(), 10);
+    });
+}
+
 /// A write that faults on a cache page cleancache lost: the miss maps
 /// zeros, the write lands, and the page is data from then on (not
 /// reported as a miss, paged out to frontswap).

@@ -360,6 +360,14 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
     /// refusals. `true`: a frame is free.
     fn reclaim_one(&mut self, tries: usize) -> bool {
         for _ in 0..tries.max(1) {
+            // Clean cache pages first, frontswap room or not (cache.rs).
+            if let Some(vpn) = self.clean_victim() {
+                match self.page_out(vpn) {
+                    PageOut::Out => return true,
+                    PageOut::Kept => {}
+                    PageOut::Full => return false,
+                }
+            }
             if self.pager.room_refusals >= super::ROOM_REFUSALS_MAX {
                 self.pager.stats.full_skips += 1;
                 return false;
