@@ -58,3 +58,22 @@ fn selfballooning_squeezes_cache_pages_into_cleancache() {
     assert_eq!(p.lost_pages, 0);
     r.check();
 }
+
+/// A program that still holds cache pages is not dropped for a new one
+/// (its pages would leak), as one holding reserved pages is not.
+#[test]
+fn a_program_holding_cache_pages_is_kept() {
+    let mut m = meta();
+    let config = Config {
+        workload: Some(String::from("cache:1M")),
+        ..no_selfballoon()
+    };
+    let mut r = rig(&mut m, config, Some(store()));
+    r.run_s(2);
+    assert_eq!(r.rt.engine().unwrap().status().cache_pages, 256);
+    r.store().dom0_write("memory/workload", "idle:1s");
+    r.run_s(2);
+    let s = r.rt.engine().unwrap().status();
+    assert_eq!((s.cache_pages, s.phase), (256, "done"), "kept");
+    r.check();
+}

@@ -228,13 +228,14 @@ impl<E: Env> Runtime<'_, E> {
     fn replace_engine(&mut self, new: Engine) {
         if let Some(old) = self.engine.take() {
             let s = old.status();
-            if s.reserved_pages > 0 {
+            // Cache pages are the engine's too (not committed, but held).
+            if s.reserved_pages > 0 || s.cache_pages > 0 {
                 // Keep the old program's frames: an engine owns what it
                 // reserved; dropping it would leak them. Run the new one
                 // only once the old has released everything.
                 log::warn!(
                     "workload: previous program still holds {} pages; keeping it",
-                    s.reserved_pages
+                    s.reserved_pages.saturating_add(s.cache_pages)
                 );
                 self.engine = Some(old);
                 return;
