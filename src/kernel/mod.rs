@@ -10,6 +10,7 @@ pub mod runtime;
 pub mod selftest;
 pub mod store;
 pub mod swapcheck;
+pub mod swaprun;
 
 use alloc::string::String;
 
