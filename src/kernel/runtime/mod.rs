@@ -18,6 +18,7 @@
 
 mod adapters;
 mod env;
+mod ratelimit;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -179,6 +180,8 @@ pub struct Runtime<'f, E: Env> {
     pool_max_frames: u64,
     /// Xen's `max_pages` in our frames, while tracked for tmem.
     tracked_max_pages: Option<u64>,
+    /// The rate limit on logging what dom0 wrote and we rejected.
+    reject_log: ratelimit::RateLimit,
 }
 
 impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
@@ -191,18 +194,14 @@ impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
     }
 }
 
-fn parse_workload(spec: &str) -> Option<Engine> {
-    match Spec::parse(spec) {
-        Ok(s) => Some(Engine::new(
+fn parse_workload(spec: &str) -> Result<Engine, crate::workload::spec::ParseError> {
+    Spec::parse(spec).map(|s| {
+        Engine::new(
             s,
             NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES)
                 .unwrap_or(NonZeroU32::MIN),
-        )),
-        Err(e) => {
-            log::error!("workload '{}' rejected: {e}", untrusted(spec));
-            None
-        }
-    }
+        )
+    })
 }
 
 impl<'f, E: Env> Runtime<'f, E> {
@@ -265,7 +264,16 @@ impl<'f, E: Env> Runtime<'f, E> {
         if let Some(n) = config.max_swapped_pages {
             pager.set_max_swapped_pages(n);
         }
-        let engine = config.workload.as_deref().and_then(parse_workload);
+        let engine = config
+            .workload
+            .as_deref()
+            .and_then(|spec| match parse_workload(spec) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    log::error!("workload '{}' rejected: {e}", untrusted(spec));
+                    None
+                }
+            });
         if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
             log::info!("workload: {}", untrusted(spec));
         }
@@ -302,6 +310,7 @@ impl<'f, E: Env> Runtime<'f, E> {
             swap_floor_pages: None,
             pool_max_frames: 0,
             tracked_max_pages: None,
+            reject_log: ratelimit::RateLimit::default(),
         };
         rt.apply_pool_limit();
         rt.track_hypervisor_max();
@@ -425,6 +434,23 @@ impl<'f, E: Env> Runtime<'f, E> {
             self.pool_max_frames = frames;
             self.pager.room_changed();
         }
+    }
+
+    /// Logs a rejection of what another domain wrote, within the rate
+    /// limit (the count of those not logged goes with the next one).
+    pub(super) fn warn_rejected(&mut self, msg: core::fmt::Arguments<'_>) {
+        match self.reject_log.admit(self.clock.now_ns()) {
+            ratelimit::Admit::Log { suppressed: 0 } => log::warn!("{msg}"),
+            ratelimit::Admit::Log { suppressed } => {
+                log::warn!("{msg} ({suppressed} more rejections not logged)")
+            }
+            ratelimit::Admit::Drop => {}
+        }
+    }
+
+    /// Rejections of dom0's writes not logged (rate limit).
+    pub fn rejections_not_logged(&self) -> u64 {
+        self.reject_log.dropped_total
     }
 
     /// With Xen's tmem as a tier, reads the domain's `max_pages` (Xen
