@@ -26,6 +26,8 @@ pub struct Run {
     pub backend: &'static str,
     /// Summary keys that must be above 0.
     pub nonzero: &'static [&'static str],
+    /// Summary keys that must be 0 (besides `mismatches` and `lost`).
+    pub zero: &'static [&'static str],
 }
 
 /// The guest's time limit (s) and the run's (s).
@@ -40,7 +42,11 @@ const TIMEOUT_S: u64 = 330;
 /// up of its own RAM, and the pager rightly keeps such pages in `zpool`,
 /// compressed, instead. With 240 MiB of QEMU RAM, Xen's own free memory
 /// runs out before the workload's pages do.
-pub const RUNS: [Run; 3] = [
+///
+/// With `max:128M` itself, the accounting keeps tmem closed (no room under
+/// `max_pages`): every page-out goes to `zpool` and Xen is never asked a
+/// put it would refuse.
+pub const RUNS: [Run; 4] = [
     Run {
         name: "tier 2: dom0 swap run on Xen 4.12.4 tmem",
         xen: Xen::Tmem,
@@ -49,6 +55,7 @@ pub const RUNS: [Run; 3] = [
         workload: "content:mixed,alloc:256M,touch:seq,hold:1s,free:192M,idle:30s,hold:1s",
         backend: "xen-tmem",
         nonzero: &["peak_tmem", "shrunk", "verified"],
+        zero: &[],
     },
     Run {
         name: "tier 2: dom0 swap run, Xen 4.12.4 out of memory",
@@ -64,6 +71,17 @@ pub const RUNS: [Run; 3] = [
             "shrunk",
             "verified",
         ],
+        zero: &[],
+    },
+    Run {
+        name: "tier 2: dom0 swap run, Xen 4.12.4 at max_pages",
+        xen: Xen::Tmem,
+        dom0_mem: "128M,max:128M",
+        qemu_mem_mib: None,
+        workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,idle:30s,hold:1s",
+        backend: "xen-tmem",
+        nonzero: &["tmem_closed", "peak_zpool", "shrunk", "verified"],
+        zero: &["tmem_refused"],
     },
     Run {
         name: "tier 2: dom0 swap run on Xen 4.17 (zpool)",
@@ -73,6 +91,7 @@ pub const RUNS: [Run; 3] = [
         workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,idle:30s,hold:1s",
         backend: "zpool",
         nonzero: &["peak_zpool", "shrunk", "verified"],
+        zero: &[],
     },
 ];
 
@@ -125,7 +144,7 @@ pub fn check(run: &Run, backend: &str, f: &BTreeMap<String, u64>) -> Result<()> 
     if backend != run.backend {
         bail!("backend {backend}, want {}", run.backend);
     }
-    for key in ["mismatches", "lost"] {
+    for &key in ["mismatches", "lost"].iter().chain(run.zero) {
         match f.get(key) {
             Some(0) => {}
             Some(n) => bail!("{key} = {n}"),
@@ -182,6 +201,8 @@ mod tests {
         check(&RUNS[0], &b, &f).unwrap();
         check(&RUNS[1], &b, &f).unwrap();
         let e = check(&RUNS[2], &b, &f).unwrap_err().to_string();
+        assert!(e.contains("tmem_refused = 14493"), "{e}");
+        let e = check(&RUNS[3], &b, &f).unwrap_err().to_string();
         assert!(e.contains("backend xen-tmem, want zpool"), "{e}");
         assert!(
             note(&f).contains("tmem refused 14493 (16.7% of page-outs)"),
