@@ -40,16 +40,25 @@ struct Rig {
 
 const KERNEL: u64 = 64;
 
+/// An allocator over `frames` RAM frames from 0, the first `reserved` of
+/// them the "kernel"'s. Its metadata is leaked: the allocator borrows it
+/// for the whole test.
+fn allocator(frames: u64, reserved: u64) -> FrameAllocator<'static> {
+    let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
+    let ram = [PfnRange {
+        start: 0,
+        count: frames,
+    }];
+    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    if reserved > 0 {
+        fa.reserve_range(0, reserved).unwrap();
+    }
+    fa
+}
+
 impl Rig {
     fn new(frames: u64, region_pages: u64, watermark: u64, pool_max: u64) -> (Rig, u64) {
-        // Leaked: the allocator borrows its metadata for the whole test.
-        let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
-        let ram = [PfnRange {
-            start: 0,
-            count: frames,
-        }];
-        let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
-        fa.reserve_range(0, KERNEL).unwrap();
+        let fa = allocator(frames, KERNEL);
         let total = fa.total_pages();
         let mmu = FakeMmu::new(region_pages);
         let access = mmu.access();
@@ -512,12 +521,7 @@ fn page_outs_stop_at_the_index_bound() {
 fn tiered_swap_falls_back_to_the_pool_per_page() {
     use crate::swap::xen_fake::FakeXenTmem;
     use crate::swap::xen_tmem::XenTmem;
-    let meta = Box::leak(vec![FrameMeta::ABSENT; 4096].into_boxed_slice());
-    let ram = [PfnRange {
-        start: 0,
-        count: 4096,
-    }];
-    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    let mut fa = allocator(4096, 0);
     let mut xen = FakeXenTmem::new(0x9000);
     xen.capacity_pages = Some(300);
     let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 1024);
@@ -557,13 +561,7 @@ fn tmem_takes_pages_only_within_max_pages() {
     use crate::swap::xen_tmem::XenTmem;
     type Tiered = GuestSwap<FakeXenTmem, FakeHeldFrames>;
     let frames = 1024u64;
-    let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
-    let ram = [PfnRange {
-        start: 0,
-        count: frames,
-    }];
-    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
-    fa.reserve_range(0, KERNEL).unwrap();
+    let mut fa = allocator(frames, KERNEL);
     let mut mmu = FakeMmu::new(4096);
     let mut access = mmu.access();
     let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 512);
