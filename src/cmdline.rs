@@ -15,6 +15,7 @@
 //! | `workload=<spec>` | workload spec, passed on as is |
 //! | `scrub=<0\|1>` | scrub frames before releasing them |
 //! | `balloon_floor_mb=<n>` | balloon safety floor in MiB |
+//! | `swaprun[=<s>]` | a swap test run (tier 2): run the workload and the controllers (also in dom0, where the seed would not), then print a summary and `Test result:` when the workload has ended, or after `s` seconds (default 600) |
 //! | `crash=<pf\|ud\|panic\|hang\|stack\|fail>` | fail on purpose at boot (tests of the fault reporting and the rig); `fail` makes one selftest check fail |
 //!
 //! Unknown words become warnings; a malformed word becomes an error for
@@ -80,7 +81,12 @@ pub struct KernelArgs {
     pub balloon_floor_mb: Option<u64>,
     /// `crash=`.
     pub crash: Option<CrashKind>,
+    /// `swaprun[=<s>]`: the run's time limit in seconds.
+    pub swaprun_s: Option<u32>,
 }
+
+/// `swaprun`'s time limit when none is given.
+pub const SWAPRUN_DEFAULT_S: u32 = 600;
 
 impl KernelArgs {
     /// `balloon_floor_mb` in 4 KiB pages (saturating).
@@ -227,6 +233,15 @@ fn apply(args: &mut KernelArgs, key: &str, value: Option<&str>) -> Result<Word, 
                 _ => return Err(CmdlineErrorKind::BadValue),
             })
         }
+        "swaprun" => {
+            args.swaprun_s = Some(match value {
+                None => SWAPRUN_DEFAULT_S,
+                Some(v) => u32::try_from(parse_u64(v)?)
+                    .ok()
+                    .filter(|&s| s > 0)
+                    .ok_or(CmdlineErrorKind::BadValue)?,
+            })
+        }
         "balloon_floor_mb" => args.balloon_floor_mb = Some(parse_u64(required(value)?)?),
         "crash" => {
             args.crash = Some(match required(value)? {
@@ -300,6 +315,23 @@ mod tests {
         assert_eq!(a.scrub, Some(false));
         assert_eq!(a.balloon_floor_mb, Some(48));
         assert_eq!(a.balloon_floor_pages(), Some(48 * 256));
+    }
+
+    #[test]
+    fn swaprun_takes_an_optional_positive_limit() {
+        assert_eq!(parse("swaprun").args.swaprun_s, Some(SWAPRUN_DEFAULT_S));
+        assert_eq!(parse("swaprun=90").args.swaprun_s, Some(90));
+        for bad in [
+            "swaprun=0",
+            "swaprun=-1",
+            "swaprun=4294967296",
+            "swaprun=1s",
+            "swaprun=",
+        ] {
+            let p = parse(bad);
+            assert_eq!(p.args.swaprun_s, None, "{bad}");
+            assert_eq!(p.errors.len(), 1, "{bad}");
+        }
     }
 
     #[test]

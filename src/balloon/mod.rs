@@ -150,6 +150,12 @@ pub struct Balloon {
     batch_order: u32,
     /// Free frames releasing never takes (the pager's watermark).
     keep_free_pages: u64,
+    /// Xen's `max_pages` for the domain, in our frames, when pages the
+    /// hypervisor holds for us count against it (tmem); `None`: no such
+    /// bound is tracked.
+    hypervisor_max_pages: Option<u64>,
+    /// Pages the hypervisor holds for us and charges to the domain.
+    hypervisor_held_pages: u64,
 }
 
 impl Balloon {
@@ -187,6 +193,8 @@ impl Balloon {
             batch: Vec::with_capacity(MAX_BATCH_EXTENTS),
             batch_order: 0,
             keep_free_pages: 0,
+            hypervisor_max_pages: None,
+            hypervisor_held_pages: 0,
         }
     }
 

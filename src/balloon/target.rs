@@ -42,13 +42,47 @@ impl Balloon {
             .map_or(0, |kib| kib_to_pages(kib).saturating_sub(self.total_pages))
     }
 
-    /// The toolstack bound in our frames (never above the memory map).
+    /// Tracks Xen's `max_pages` (in our frames: `maximum_reservation`
+    /// less the pages Xen counts beyond our frames), for a domain whose
+    /// hypervisor-held pages count against it; `None` stops tracking.
+    pub fn set_hypervisor_max_pages(&mut self, pages: Option<u64>) {
+        self.hypervisor_max_pages = pages;
+    }
+
+    /// Records the pages the hypervisor holds for us and charges to the
+    /// domain (Xen 4.12's persistent tmem pages).
+    pub fn set_hypervisor_held_pages(&mut self, pages: u64) {
+        self.hypervisor_held_pages = pages;
+    }
+
+    /// Pages the hypervisor holds for us and charges to the domain.
+    pub fn hypervisor_held_pages(&self) -> u64 {
+        self.hypervisor_held_pages
+    }
+
+    /// Room under Xen's `max_pages` with `populated_pages` frames and the
+    /// held pages: how many more pages Xen would accept, as frames or as
+    /// tmem pages. `None` when `max_pages` is not tracked.
+    pub fn hypervisor_room_pages(&self, populated_pages: u64) -> Option<u64> {
+        self.hypervisor_max_pages.map(|m| {
+            m.saturating_sub(self.hypervisor_held_pages)
+                .saturating_sub(populated_pages)
+        })
+    }
+
+    /// The toolstack bound in our frames (never above the memory map), and
+    /// never above what Xen's `max_pages` leaves beside the pages the
+    /// hypervisor holds for us: Xen 4.12 charges persistent tmem pages to
+    /// the domain, so a frame populated over that would be refused.
     pub fn upper_pages(&self) -> u64 {
-        match self.toolstack_target_kib {
+        let toolstack = match self.toolstack_target_kib {
             Some(kib) => kib_to_pages(kib).saturating_sub(self.offset_pages()),
             None => self.start_pages,
-        }
-        .min(self.total_pages)
+        };
+        let hypervisor = self
+            .hypervisor_max_pages
+            .map_or(u64::MAX, |m| m.saturating_sub(self.hypervisor_held_pages));
+        toolstack.min(hypervisor).min(self.total_pages)
     }
 
     /// min(toolstack bound, requested target) before the floor.

@@ -865,3 +865,30 @@ proptest! {
         }
     }
 }
+
+/// Xen 4.12 charges the pages tmem holds for us to `max_pages`: the
+/// balloon's bound leaves them room and never grows into it.
+#[test]
+fn the_bound_leaves_room_for_hypervisor_held_pages() {
+    let mut meta = vec![FrameMeta::ABSENT; FRAMES as usize];
+    let mut fa = allocator(&mut meta);
+    let b0 = Balloon::new(config(), fa.counts());
+    let total = fa.total_pages();
+    let mut b = Balloon::new(config(), fa.counts());
+    assert_eq!(b.hypervisor_room_pages(total), None);
+    b.set_hypervisor_max_pages(Some(total + 10));
+    assert_eq!(b.upper_pages(), b0.upper_pages());
+    assert_eq!(b.hypervisor_room_pages(total), Some(10));
+    b.set_hypervisor_held_pages(25);
+    assert_eq!(b.hypervisor_held_pages(), 25);
+    assert_eq!(b.upper_pages(), total - 15);
+    assert_eq!(b.target_pages(), total - 15);
+    assert_eq!(b.hypervisor_room_pages(total - 15), Some(0));
+    assert_eq!(b.hypervisor_room_pages(total), Some(0), "saturates");
+    // Growing stops at the bound: ensure_free asks for nothing above it.
+    let mut xen = FakeXen::new(ram_pfns(), 0);
+    assert!(b.ensure_free(&mut xen, &mut fa, u64::MAX).is_err());
+    assert!(fa.counts().populated_pages() <= total);
+    b.set_hypervisor_max_pages(None);
+    assert_eq!(b.upper_pages(), b0.upper_pages());
+}

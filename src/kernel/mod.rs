@@ -11,6 +11,7 @@ pub mod runtime;
 pub mod selftest;
 pub mod store;
 pub mod swapcheck;
+pub mod swaprun;
 
 use alloc::string::String;
 

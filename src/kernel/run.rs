@@ -23,10 +23,14 @@ use super::boot::BOOT_PAGE_TABLE_PAGES;
 use super::platform::{self, Wake};
 use super::runtime::{heap_bytes_to_pages, Config, Env, Paging, Runtime};
 use super::store::{store_port, XenStore};
+use super::swaprun::{self, Sample, SwapRun};
 use super::{Kernel, Role};
 use crate::mm::held::PooledFrames;
 use crate::mm::paging::{RegionTables, VirtAccess};
-use crate::pager::{GuestSwap, PoolStock, DEFAULT_WATERMARK_PAGES};
+use crate::pager::{GuestSwap, PoolStock, SwapDevice, DEFAULT_WATERMARK_PAGES};
+
+/// The controllers' interval in a `swaprun` (s).
+const SWAPRUN_INTERVAL_S: u32 = 1;
 use crate::swap::frontswap::Frontswap;
 use crate::swap::xen_tmem::XenTmem;
 use crate::swap::zpool::ZPool;
@@ -89,12 +93,29 @@ pub fn run(k: Kernel) -> ! {
             trap::halt_until_interrupt();
         }
     };
+    let swaprun_s = k.args.swaprun_s;
+    // The seed: "Xen selfballooning driver disabled for domain0". A swap
+    // test run in dom0 (tier 2 has no toolstack to create a domU) is the
+    // explicit exception; it also ticks every second, to be short.
+    let dom0_plain = k.role == Role::Dom0 && swaprun_s.is_none();
+    if dom0_plain && (k.args.selfballooning == Some(true) || k.args.selfshrink == Some(true)) {
+        log::warn!("dom0: the controllers stay off (as the seed's); swaprun enables them");
+    }
     let config = Config {
         balloon_floor_pages: k.args.balloon_floor_pages(),
         scrub: k.args.scrub,
-        selfballooning: k.args.selfballooning,
-        selfshrinking: k.args.selfshrink,
+        selfballooning: if dom0_plain {
+            Some(false)
+        } else {
+            k.args.selfballooning
+        },
+        selfshrinking: if dom0_plain {
+            Some(false)
+        } else {
+            k.args.selfshrink
+        },
         mode: k.args.selfballoon_mode,
+        interval_s: swaprun_s.and(core::num::NonZeroU32::new(SWAPRUN_INTERVAL_S)),
         workload: k.args.workload.clone(),
         // The heap's frames are claimed (Reserved) but are committed kernel
         // memory, counted in `heap_pages`: they stay in totalram, as
@@ -148,8 +169,23 @@ pub fn run(k: Kernel) -> ! {
         k.frames,
         paging,
     );
+    let mut swaprun = swaprun_s.map(|s| {
+        log::info!("swaprun: for at most {s} s");
+        SwapRun::new(time::now_ns(), s)
+    });
     loop {
         let deadline = rt.turn();
+        if let Some(run) = swaprun.as_mut() {
+            let now = time::now_ns();
+            if let Some(verdict) = run.observe(Sample::of(&rt), now) {
+                for line in run.summary(SwapDevice::backend(rt.swap()), verdict, now) {
+                    log::info!("{line}");
+                }
+                let r = swaprun::result_of(verdict);
+                super::exit::print_result(r);
+                super::exit::finish(r)
+            }
+        }
         let mut ports: Vec<_> = rt.store_mut().map(store_port).into_iter().collect();
         ports.extend(debug_port);
         let woke = if deadline > time::now_ns() {

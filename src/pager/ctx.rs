@@ -61,13 +61,19 @@ pub(super) enum PageOut {
 /// Whether the tier refused for its configured limit (room comes back
 /// only when pages leave it).
 fn is_over_limit(e: &FrontswapError) -> bool {
-    matches!(
-        e,
+    // The last tier asked decides: the pool behind Xen's tmem, or the
+    // only tier.
+    match e {
         FrontswapError::Refused {
-            primary: TmemError::Refused(Refusal::OverLimit),
+            fallback: Some(last),
             ..
         }
-    )
+        | FrontswapError::Refused {
+            primary: last,
+            fallback: None,
+        } => matches!(last, TmemError::Refused(Refusal::OverLimit)),
+        _ => false,
+    }
 }
 
 /// Whether a refusal is about this page (it will be refused again until
@@ -110,6 +116,10 @@ pub struct PagerCtx<'a, 'f, M, S, O> {
     pub heap_free_bytes: fn() -> u64,
 }
 
+/// Room under Xen's `max_pages` that tmem puts leave unused, for the
+/// frames of page-ins and balloon-ups (256 KiB).
+pub const TMEM_ROOM_SLACK_PAGES: u64 = 64;
+
 /// Heap a page-out leaves free at least: room for the index of the pages
 /// one turn may page out and everything else the kernel allocates.
 pub const HEAP_SPARE_BYTES: u64 = 2 << 20;
@@ -147,6 +157,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             Some(PageState::Zero) => {}
             Some(PageState::Swapped) => {
                 self.swap.invalidate(self.frames, vpn);
+                self.note_hypervisor_held();
                 self.pager.room_refusals = 0;
             }
             Some(PageState::Cached) => self.swap.cache_flush(self.frames, vpn),
@@ -154,6 +165,28 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         }
         self.pager.set_state(vpn, PageState::Free);
         self.pager.free_vpns.push(vpn);
+    }
+
+    /// Opens Xen's tmem to the next page-out only while the domain has
+    /// room for it under `max_pages` and [`TMEM_ROOM_SLACK_PAGES`] besides
+    /// (Xen 4.12 charges each tmem page to the domain: at `max_pages` it
+    /// refuses the put, and with no slack the next page-in or balloon-up
+    /// would find no room for its frame). Closed, the page goes to the
+    /// in-guest pool, which compresses it inside the frames the domain
+    /// already has.
+    fn admit_hypervisor(&mut self) {
+        let populated = self.frames.counts().populated_pages();
+        let admits = self
+            .balloon
+            .hypervisor_room_pages(populated)
+            .is_none_or(|room| room > TMEM_ROOM_SLACK_PAGES);
+        self.swap.set_hypervisor_admits(admits);
+    }
+
+    /// Tells the balloon how many pages the hypervisor holds for us now.
+    fn note_hypervisor_held(&mut self) {
+        self.balloon
+            .set_hypervisor_held_pages(self.swap.hypervisor_pages());
     }
 
     pub(super) fn unmap_and_free(&mut self, vpn: Vpn) {
@@ -233,7 +266,9 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         }
         let filled = if swapped {
             let bounce: &mut Page = &mut self.pager.bounce;
-            match self.swap.take(self.frames, vpn, bounce) {
+            let taken = self.swap.take(self.frames, vpn, bounce);
+            self.note_hypervisor_held();
+            match taken {
                 Ok(()) => self.mmu.write(vpn, &self.pager.bounce).is_ok(),
                 Err(e) => {
                     // The map named the page and the tier did not give it:
@@ -303,7 +338,10 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             return PageOut::Kept;
         }
         self.unmap_and_free(vpn);
-        match self.swap.store(self.frames, vpn, &self.pager.bounce) {
+        self.admit_hypervisor();
+        let stored = self.swap.store(self.frames, vpn, &self.pager.bounce);
+        self.note_hypervisor_held();
+        match stored {
             Ok(()) => {
                 self.pager.set_state(vpn, PageState::Swapped);
                 self.pager.stats.pageouts += 1;

@@ -92,7 +92,7 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 pub use clock::SecondChance;
-pub use ctx::{unbounded_heap, PagedSource, PagerCtx, HEAP_SPARE_BYTES};
+pub use ctx::{unbounded_heap, PagedSource, PagerCtx, HEAP_SPARE_BYTES, TMEM_ROOM_SLACK_PAGES};
 pub use pool::{PoolStock, STORE_STOCK_FRAMES};
 pub use swapdev::{GuestSwap, SwapDevice, SwapFigures};
 

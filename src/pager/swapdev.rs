@@ -25,6 +25,9 @@ pub struct SwapFigures {
     pub pool_pages: u64,
     /// Stores Xen's tmem refused that the pool took instead.
     pub tmem_refused: u64,
+    /// Stores made while tmem was closed to new pages (no room under the
+    /// domain's `max_pages`): they went to the pool without asking Xen.
+    pub tmem_closed: u64,
     /// Compressed bytes held by the in-guest pool.
     pub pool_bytes: u64,
     /// Frames the in-guest pool uses.
@@ -84,6 +87,15 @@ pub trait SwapDevice {
     fn cache_flush(&mut self, frames: &mut FrameAllocator<'_>, page_no: u64);
     /// Cleancache's counters.
     fn cache_stats(&self) -> CleancacheStats;
+    /// Pages the hypervisor holds for us and charges to the domain (Xen
+    /// 4.12 counts each page of a persistent tmem pool in `tot_pages`,
+    /// bounded by `max_pages`); 0 without tmem.
+    fn hypervisor_pages(&self) -> u64;
+    /// Whether a tier lives in the hypervisor (Xen's tmem).
+    fn has_hypervisor_tier(&self) -> bool;
+    /// Opens or closes the hypervisor's tier to new pages (no effect
+    /// without one): closed, stores go to the in-guest pool.
+    fn set_hypervisor_admits(&mut self, admits: bool);
 }
 
 /// Where a frontswap keeps its in-guest pool: first (alone), or behind
@@ -99,6 +111,8 @@ pub trait WithPool {
     fn pool_mut(&mut self) -> Option<&mut ZPool<PoolStock<Self::Held>>>;
     /// Pages Xen's tmem holds.
     fn tmem_pages(&self) -> u64;
+    /// Opens or closes Xen's tmem to new pages (no effect without it).
+    fn admit_tmem(&mut self, admits: bool);
 }
 
 impl<H: HeldFrames> WithPool for Frontswap<ZPool<PoolStock<H>>> {
@@ -113,6 +127,7 @@ impl<H: HeldFrames> WithPool for Frontswap<ZPool<PoolStock<H>>> {
     fn tmem_pages(&self) -> u64 {
         0
     }
+    fn admit_tmem(&mut self, _: bool) {}
 }
 
 impl<X: TmemHypervisor, H: HeldFrames> WithPool for Frontswap<XenTmem<X>, ZPool<PoolStock<H>>> {
@@ -126,6 +141,9 @@ impl<X: TmemHypervisor, H: HeldFrames> WithPool for Frontswap<XenTmem<X>, ZPool<
     }
     fn tmem_pages(&self) -> u64 {
         self.tier_pages(Tier::Primary)
+    }
+    fn admit_tmem(&mut self, admits: bool) {
+        self.set_primary_admits(admits);
     }
 }
 
@@ -181,6 +199,11 @@ where
             tmem_pages,
             pool_pages: self.curr_pages().saturating_sub(tmem_pages),
             tmem_refused: self.stats().fell_back,
+            tmem_closed: if <Self as WithPool>::BACKEND == SwapBackend::XenTmem {
+                self.stats().primary_closed
+            } else {
+                0
+            },
             pool_bytes: z.compressed_bytes,
             pool_frames: z.frames_used,
             pool_ratio_pct: z.ratio_pct(),
@@ -246,6 +269,18 @@ where
 
     fn cache_stats(&self) -> CleancacheStats {
         self.cleancache().stats()
+    }
+
+    fn hypervisor_pages(&self) -> u64 {
+        self.tmem_pages()
+    }
+
+    fn has_hypervisor_tier(&self) -> bool {
+        <Self as WithPool>::BACKEND == SwapBackend::XenTmem
+    }
+
+    fn set_hypervisor_admits(&mut self, admits: bool) {
+        self.admit_tmem(admits);
     }
 }
 
@@ -342,5 +377,14 @@ impl<H: TmemHypervisor, P: HeldFrames> SwapDevice for GuestSwap<H, P> {
     }
     fn cache_stats(&self) -> CleancacheStats {
         either!(self, f => SwapDevice::cache_stats(f))
+    }
+    fn hypervisor_pages(&self) -> u64 {
+        either!(self, f => SwapDevice::hypervisor_pages(f))
+    }
+    fn has_hypervisor_tier(&self) -> bool {
+        either!(self, f => SwapDevice::has_hypervisor_tier(f))
+    }
+    fn set_hypervisor_admits(&mut self, admits: bool) {
+        either!(self, f => SwapDevice::set_hypervisor_admits(f, admits))
     }
 }

@@ -40,16 +40,25 @@ struct Rig {
 
 const KERNEL: u64 = 64;
 
+/// An allocator over `frames` RAM frames from 0, the first `reserved` of
+/// them the "kernel"'s. Its metadata is leaked: the allocator borrows it
+/// for the whole test.
+fn allocator(frames: u64, reserved: u64) -> FrameAllocator<'static> {
+    let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
+    let ram = [PfnRange {
+        start: 0,
+        count: frames,
+    }];
+    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    if reserved > 0 {
+        fa.reserve_range(0, reserved).unwrap();
+    }
+    fa
+}
+
 impl Rig {
     fn new(frames: u64, region_pages: u64, watermark: u64, pool_max: u64) -> (Rig, u64) {
-        // Leaked: the allocator borrows its metadata for the whole test.
-        let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
-        let ram = [PfnRange {
-            start: 0,
-            count: frames,
-        }];
-        let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
-        fa.reserve_range(0, KERNEL).unwrap();
+        let fa = allocator(frames, KERNEL);
         let total = fa.total_pages();
         let mmu = FakeMmu::new(region_pages);
         let access = mmu.access();
@@ -512,12 +521,7 @@ fn page_outs_stop_at_the_index_bound() {
 fn tiered_swap_falls_back_to_the_pool_per_page() {
     use crate::swap::xen_fake::FakeXenTmem;
     use crate::swap::xen_tmem::XenTmem;
-    let meta = Box::leak(vec![FrameMeta::ABSENT; 4096].into_boxed_slice());
-    let ram = [PfnRange {
-        start: 0,
-        count: 4096,
-    }];
-    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
+    let mut fa = allocator(4096, 0);
     let mut xen = FakeXenTmem::new(0x9000);
     xen.capacity_pages = Some(300);
     let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 1024);
@@ -544,5 +548,79 @@ fn tiered_swap_falls_back_to_the_pool_per_page() {
         0,
         "the pool's frames are back"
     );
+    fa.check_invariants().unwrap();
+}
+
+/// Xen 4.12 charges tmem's pages to the domain's `max_pages`: the pager
+/// puts pages to tmem only while frames + tmem pages leave the slack free
+/// under it, then closes tmem and the pool takes the rest; the balloon
+/// never grows into the room tmem's pages use. Nothing is lost.
+#[test]
+fn tmem_takes_pages_only_within_max_pages() {
+    use crate::swap::xen_fake::FakeXenTmem;
+    use crate::swap::xen_tmem::XenTmem;
+    type Tiered = GuestSwap<FakeXenTmem, FakeHeldFrames>;
+    let frames = 1024u64;
+    let mut fa = allocator(frames, KERNEL);
+    let mut mmu = FakeMmu::new(4096);
+    let mut access = mmu.access();
+    let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 512);
+    let mut swap: Tiered =
+        GuestSwap::Tiered(Frontswap::tiered(XenTmem::new(FakeXenTmem::new(0x9000)), pool).unwrap());
+    let mut xen = FakeXen {
+        max_pages: frames,
+        max_extents: 512,
+        max_order: 9,
+        ..FakeXen::default()
+    };
+    xen.backed.extend(0..frames);
+    let mut balloon = Balloon::new(
+        BalloonConfig {
+            margin_pages: 0,
+            ..BalloonConfig::default()
+        },
+        fa.counts(),
+    );
+    // max_pages leaves 400 pages beside our frames for tmem.
+    let max = frames + 400;
+    balloon.set_hypervisor_max_pages(Some(max));
+    let mut pager = Pager::new(4096, 64);
+    let n = 1500u64;
+    let shared = Shared::new(PagerCtx {
+        pager: &mut pager,
+        mmu: &mut mmu,
+        swap: &mut swap,
+        frames: &mut fa,
+        balloon: &mut balloon,
+        mem: &mut xen,
+        heap_free_bytes: unbounded_heap,
+    });
+    with_fault_handler(&shared, || {
+        let vpns: Vec<Vpn> = (0..n)
+            .map(|_| shared.lock().alloc_page().unwrap())
+            .collect();
+        for (i, &v) in vpns.iter().enumerate() {
+            access
+                .store(v, &page_of(ContentKind::Mixed, i as u64))
+                .unwrap();
+            let c = shared.lock();
+            let used = c.frames.counts().populated_pages() + c.swap.hypervisor_pages();
+            assert!(used <= max, "page {i}: {used} > {max}");
+            assert_eq!(c.balloon.hypervisor_held_pages(), c.swap.hypervisor_pages());
+        }
+        let mut buf = Box::new([0u8; PAGE_BYTES]);
+        for (i, &v) in vpns.iter().enumerate() {
+            access.load(v, &mut buf).unwrap();
+            assert!(verify(ContentKind::Mixed, i as u64, &buf), "page {i}");
+        }
+    });
+    let f = swap.figures();
+    // tmem held pages up to the room less the slack, then was closed.
+    assert!(f.tmem_pages > 0, "{f:?}");
+    assert!(f.tmem_closed > 0, "{f:?}");
+    assert!(f.pool_pages > 0, "{f:?}");
+    assert_eq!(f.lost, 0);
+    assert_eq!(pager.stats().lost_pages, 0);
+    assert!(fa.counts().populated_pages() + f.tmem_pages <= max);
     fa.check_invariants().unwrap();
 }

@@ -41,7 +41,7 @@
 use alloc::collections::BTreeMap;
 
 use super::cleancache::Cleancache;
-use super::tmem::{Key, Lookup, ObjectId, Page, PoolId, PoolKind, Tmem, TmemError};
+use super::tmem::{Key, Lookup, ObjectId, Page, PoolId, PoolKind, Refusal, Tmem, TmemError};
 
 /// The highest slot frontswap takes (index is a `u32`, 16 objects).
 pub const MAX_SLOT: u64 = (1 << 36) - 1;
@@ -101,7 +101,8 @@ pub struct FrontswapStats {
     pub pageins: u64,
     /// Stores no tier took.
     pub refused: u64,
-    /// Stores the primary declined and the fallback took.
+    /// Stores the primary declined and the fallback took (not counting
+    /// stores made while the primary was closed).
     pub fell_back: u64,
     /// Invalidations of a held slot.
     pub invalidates: u64,
@@ -109,6 +110,9 @@ pub struct FrontswapStats {
     pub lost: u64,
     /// Gets or flushes that failed.
     pub backend_errors: u64,
+    /// Stores that went straight to the fallback because the primary was
+    /// closed to puts ([`Frontswap::set_primary_admits`]).
+    pub primary_closed: u64,
 }
 
 /// A backend that is never there: the type of the fallback of a
@@ -149,6 +153,8 @@ pub struct Frontswap<P, F = NoFallback> {
     stats: FrontswapStats,
     /// Cleancache's ephemeral pools in the same backends.
     cleancache: Cleancache,
+    /// Whether stores may go to the primary (see `set_primary_admits`).
+    primary_admits: bool,
 }
 
 impl<P: Tmem> Frontswap<P, NoFallback> {
@@ -164,6 +170,7 @@ impl<P: Tmem> Frontswap<P, NoFallback> {
             fallback_pages: 0,
             stats: FrontswapStats::default(),
             cleancache: Cleancache::new(),
+            primary_admits: true,
         })
     }
 }
@@ -191,7 +198,24 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
             fallback_pages: 0,
             stats: FrontswapStats::default(),
             cleancache: Cleancache::new(),
+            primary_admits: true,
         })
+    }
+
+    /// Opens or closes the primary to new pages. Closed, a store goes to
+    /// the fallback directly (a single-tier frontswap refuses it); what the
+    /// primary holds stays there and gets, takes and flushes are
+    /// unaffected. Xen 4.12 charges each page of a persistent tmem pool to
+    /// the domain's `max_pages`, so the pager closes tmem when the domain
+    /// has no room under it (a put would be refused, or would leave no
+    /// frame for the next page-in).
+    pub fn set_primary_admits(&mut self, admits: bool) {
+        self.primary_admits = admits;
+    }
+
+    /// Whether the primary takes new pages.
+    pub fn primary_admits(&self) -> bool {
+        self.primary_admits
     }
 
     /// `frontswap_curr_pages()`: slots held, both tiers.
@@ -306,7 +330,20 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
     pub fn store(&mut self, slot: u64, page: &Page) -> Result<Tier, FrontswapError> {
         let key = slot_key(slot).ok_or(FrontswapError::SlotOutOfRange(slot))?;
         let prev = self.tier_of(slot);
-        let primary_err = match self.primary.put(self.primary_pool, key, page) {
+        if !self.primary_admits {
+            self.stats.primary_closed += 1;
+            if prev == Some(Tier::Primary) {
+                // Not put again there: its older copy must go.
+                self.flush_stale(Tier::Primary, key);
+                self.forget(slot);
+            }
+        }
+        let put = if self.primary_admits {
+            self.primary.put(self.primary_pool, key, page)
+        } else {
+            Err(TmemError::Refused(Refusal::Closed))
+        };
+        let primary_err = match put {
             Ok(()) => {
                 if prev == Some(Tier::Fallback) {
                     self.flush_stale(Tier::Fallback, key);
@@ -330,7 +367,9 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
             Some(Ok(())) => {
                 self.record(slot, Tier::Fallback);
                 self.stats.pageouts += 1;
-                self.stats.fell_back += 1;
+                if self.primary_admits {
+                    self.stats.fell_back += 1;
+                }
                 return Ok(Tier::Fallback);
             }
             Some(Err(e)) => Some(e),

@@ -1015,3 +1015,38 @@ fn single_tier_frontswap_on_zpool_never_loses_a_page() {
     }
     assert!(fs.primary().stats().frames_used <= 64);
 }
+
+/// A closed primary is not asked: the page goes to the fallback, an older
+/// copy of the slot in the primary is flushed, and what the primary holds
+/// still comes back.
+#[test]
+fn a_closed_primary_sends_new_pages_to_the_fallback() {
+    let mut fs = Frontswap::tiered(FakeTmem::new(), zpool(u64::MAX)).expect("pools");
+    for slot in 0..4u64 {
+        let t = fs.store(slot, &page(ContentKind::Mixed, slot));
+        assert_eq!(t, Ok(Tier::Primary));
+    }
+    fs.set_primary_admits(false);
+    assert!(!fs.primary_admits());
+    assert_eq!(
+        fs.store(9, &page(ContentKind::Mixed, 9)),
+        Ok(Tier::Fallback)
+    );
+    // Slot 2 again, newer content: the primary's copy must go.
+    assert_eq!(fs.store(2, &page(ContentKind::Text, 2)), Ok(Tier::Fallback));
+    assert_eq!(fs.primary().pages(), 3, "the stale copy was flushed");
+    assert_eq!(fs.tier_pages(Tier::Primary), 3);
+    assert_eq!(fs.tier_pages(Tier::Fallback), 2);
+    let s = fs.stats();
+    assert_eq!((s.primary_closed, s.fell_back), (2, 0));
+    let mut out = [0u8; PAGE_BYTES];
+    assert_eq!(fs.load(2, &mut out), Ok(Tier::Fallback));
+    assert!(verify(ContentKind::Text, 2, &out));
+    assert_eq!(fs.load(1, &mut out), Ok(Tier::Primary));
+    assert!(verify(ContentKind::Mixed, 1, &out));
+    fs.set_primary_admits(true);
+    assert_eq!(
+        fs.store(10, &page(ContentKind::Mixed, 10)),
+        Ok(Tier::Primary)
+    );
+}

@@ -159,6 +159,10 @@ pub enum Refusal {
     OverLimit,
     /// The page does not compress below the backend's threshold.
     Incompressible,
+    /// The caller closed the tier to new pages (frontswap's primary, when
+    /// the domain has no room under Xen's `max_pages` for another tmem
+    /// page); the backend was not asked.
+    Closed,
 }
 
 /// A tmem operation's error. Small and `Copy`.

@@ -18,6 +18,7 @@ mod plot;
 mod qemu;
 mod runner;
 mod sim;
+mod swaprun;
 mod xen_tmem;
 
 use anyhow::{anyhow, bail, Result};
@@ -48,6 +49,8 @@ options:
   --kernel PATH   use this kernel ELF instead of building one
   --no-build      use the existing release build (no `cargo build --release`)
   --xen V         dom0: which Xen, 4.17 (the host's, default) or tmem (4.12.4 from ../shared/xen-tmem)
+  --dom0-mem S    dom0: Xen's dom0_mem= instead of the tier's (e.g. 128M,max:256M)
+  --qemu-mem M    dom0: QEMU's RAM in MiB instead of the tier's (2048; tmem: 1024)
   --tcg M         nested: QEMU's TCG threading, single (default; see nested::Tcg) or multi
   -v, --verbose   show all serial output, not only the interesting lines
   --target T      fuzz: only this target (fuzz/fuzz_targets/T.rs)
@@ -65,6 +68,8 @@ struct Args {
     no_nested: bool,
     xen: Option<qemu::Xen>,
     tcg: nested::Tcg,
+    dom0_mem: Option<String>,
+    qemu_mem_mib: Option<u32>,
     fuzz_target: Option<String>,
     runs: Option<u64>,
     short: bool,
@@ -102,6 +107,22 @@ fn parse(args: &[String]) -> Result<Args> {
                     qemu::Xen::parse(v)
                         .ok_or_else(|| anyhow!("--xen: '{v}' is not 4.17 or tmem"))?,
                 );
+            }
+            "--dom0-mem" => {
+                let v = it
+                    .next()
+                    .ok_or_else(|| anyhow!("--dom0-mem needs Xen's dom0_mem value"))?;
+                if v.is_empty() || v.contains(char::is_whitespace) {
+                    bail!("--dom0-mem: '{v}' is not one word");
+                }
+                a.dom0_mem = Some(v.clone());
+            }
+            "--qemu-mem" => {
+                let v = it.next().ok_or_else(|| anyhow!("--qemu-mem needs MiB"))?;
+                a.qemu_mem_mib =
+                    Some(v.parse().ok().filter(|&m| m >= 64).ok_or_else(|| {
+                        anyhow!("--qemu-mem: '{v}' is not a size in MiB (>= 64)")
+                    })?);
             }
             "--tcg" => {
                 let v = it
@@ -149,6 +170,8 @@ fn qemu_opts(a: &Args, default_timeout: u64) -> qemu::Opts {
         } else {
             a.words.join(" ")
         },
+        dom0_mem: a.dom0_mem.clone(),
+        qemu_mem_mib: a.qemu_mem_mib,
     }
 }
 
@@ -348,6 +371,9 @@ fn test_all(a: &Args) -> Result<()> {
             let log = qemu::tier2_on(&o, qemu::Xen::Tmem)?;
             tmem_checks_passed(&log)
         });
+        for r in &swaprun::RUNS {
+            step(&mut res, r.name, || swaprun::run(r, &kopts(60)));
+        }
     }
     if !a.no_nested {
         let have_image = step(&mut res, "tier 3: dom0 image", || {

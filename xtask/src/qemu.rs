@@ -20,6 +20,27 @@ pub struct Opts {
     pub timeout: Duration,
     pub verbose: bool,
     pub cmdline: String,
+    /// Tier 2: Xen's `dom0_mem=` instead of the tier's default.
+    pub dom0_mem: Option<String>,
+    /// Tier 2: QEMU's RAM (MiB) instead of the tier's default.
+    pub qemu_mem_mib: Option<u32>,
+}
+
+/// `args` with its `dom0_mem=` word replaced by `dom0_mem=<spec>`.
+pub fn with_dom0_mem(args: &str, spec: Option<&str>) -> String {
+    let Some(spec) = spec else {
+        return args.to_string();
+    };
+    args.split_whitespace()
+        .map(|w| {
+            if w.starts_with("dom0_mem=") {
+                format!("dom0_mem={spec}")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The Xen command line for tier 2; the dom0 is our kernel (PVH).
@@ -116,28 +137,30 @@ pub fn tier2_on(o: &Opts, which: Xen) -> Result<PathBuf> {
         Xen::Debian => (xen_image()?, XEN_DOM0_ARGS),
         Xen::Tmem => (crate::xen_tmem::image()?, crate::xen_tmem::XEN_ARGS),
     };
+    let xen_args = with_dom0_mem(xen_args, o.dom0_mem.as_deref());
     let dir = result_dir("dom0")?;
     let module = format!(
         "{} {}",
         common::qemu_list_escape(&kernel.to_string_lossy()),
         common::qemu_list_escape(&o.cmdline)
     );
+    let mem = |default: u32| o.qemu_mem_mib.unwrap_or(default).to_string();
     let mut cmd = Command::new("qemu-system-x86_64");
     match which {
         Xen::Debian => cmd
             .args(["-accel", "tcg", "-machine", "q35", "-device", "intel-iommu"])
-            .args(["-cpu", "qemu64,+svm,+npt", "-m", "2048", "-smp", "2"]),
+            .args(["-cpu", "qemu64,+svm,+npt", "-m", &mem(2048), "-smp", "2"]),
         // 4.12 wants the IOMMU of the CPU's vendor: AMD-Vi for +svm (with
         // intel-iommu it panics, "iommu must be enabled for PVH hardware
         // domain"). The line measured in ../shared/xen-tmem/README.md.
         Xen::Tmem => cmd
             .args(["-accel", "tcg", "-machine", "q35", "-device", "amd-iommu"])
-            .args(["-cpu", "qemu64,+svm,+npt", "-m", "1024", "-smp", "1"]),
+            .args(["-cpu", "qemu64,+svm,+npt", "-m", &mem(1024), "-smp", "1"]),
     };
     cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"])
         .args(["-no-reboot", "-kernel"])
         .arg(&xen)
-        .args(["-append", xen_args, "-initrd", &module])
+        .args(["-append", &xen_args, "-initrd", &module])
         .arg("-device")
         .arg(common::debug_exit_device());
     eprintln!(

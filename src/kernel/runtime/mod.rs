@@ -19,6 +19,7 @@
 mod adapters;
 mod cleancache_status;
 mod env;
+mod ratelimit;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -75,6 +76,8 @@ pub struct Config {
     pub selfshrinking: Option<bool>,
     /// `selfballoon_mode=`.
     pub mode: Option<Mode>,
+    /// The controllers' interval, if not the seed's default.
+    pub interval_s: Option<core::num::NonZeroU32>,
     /// `workload=`.
     pub workload: Option<String>,
     /// Frames the kernel holds for good (image, boot data, metadata).
@@ -177,6 +180,10 @@ pub struct Runtime<'f, E: Env> {
     swap_floor_pages: Option<u64>,
     /// The pool limit last applied (frames).
     pool_max_frames: u64,
+    /// Xen's `max_pages` in our frames, while tracked for tmem.
+    tracked_max_pages: Option<u64>,
+    /// The rate limit on logging what dom0 wrote and we rejected.
+    reject_log: ratelimit::RateLimit,
 }
 
 impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
@@ -189,18 +196,14 @@ impl<E: Env> core::fmt::Debug for Runtime<'_, E> {
     }
 }
 
-fn parse_workload(spec: &str) -> Option<Engine> {
-    match Spec::parse(spec) {
-        Ok(s) => Some(Engine::new(
+fn parse_workload(spec: &str) -> Result<Engine, crate::workload::spec::ParseError> {
+    Spec::parse(spec).map(|s| {
+        Engine::new(
             s,
             NonZeroU32::new(crate::workload::engine::DEFAULT_BUDGET_PAGES)
                 .unwrap_or(NonZeroU32::MIN),
-        )),
-        Err(e) => {
-            log::error!("workload '{}' rejected: {e}", untrusted(spec));
-            None
-        }
-    }
+        )
+    })
 }
 
 impl<'f, E: Env> Runtime<'f, E> {
@@ -254,13 +257,25 @@ impl<'f, E: Env> Runtime<'f, E> {
         if let Some(m) = config.mode {
             tunables.mode = m;
         }
+        if let Some(i) = config.interval_s {
+            tunables.interval_s = i;
+        }
         let controller = Controller::new(tunables);
         balloon.set_keep_free_pages(paging.watermark_pages);
         let mut pager = Pager::new(paging.mmu.pages(), paging.watermark_pages);
         if let Some(n) = config.max_swapped_pages {
             pager.set_max_swapped_pages(n);
         }
-        let engine = config.workload.as_deref().and_then(parse_workload);
+        let engine = config
+            .workload
+            .as_deref()
+            .and_then(|spec| match parse_workload(spec) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    log::error!("workload '{}' rejected: {e}", untrusted(spec));
+                    None
+                }
+            });
         if let (Some(spec), Some(_)) = (config.workload.as_deref(), engine.as_ref()) {
             log::info!("workload: {}", untrusted(spec));
         }
@@ -296,8 +311,11 @@ impl<'f, E: Env> Runtime<'f, E> {
             page_buf: Box::new([0; PAGE_BYTES]),
             swap_floor_pages: None,
             pool_max_frames: 0,
+            tracked_max_pages: None,
+            reject_log: ratelimit::RateLimit::default(),
         };
         rt.apply_pool_limit();
+        rt.track_hypervisor_max();
         if rt.controller.tunables().timer_wanted() {
             let now = Clock::now_ns(&rt.clock);
             rt.due.tick_ns = Some(now.saturating_add(rt.interval_ns()));
@@ -338,6 +356,7 @@ impl<'f, E: Env> Runtime<'f, E> {
         self.run_tick(now);
         self.run_balloon(now);
         if now >= self.due.status_ns {
+            self.track_hypervisor_max();
             self.publish();
             self.due.status_ns = now.saturating_add(STATUS_PERIOD_NS);
         }
@@ -417,6 +436,59 @@ impl<'f, E: Env> Runtime<'f, E> {
             self.pool_max_frames = frames;
             self.pager.room_changed();
         }
+    }
+
+    /// Logs a rejection of what another domain wrote, within the rate
+    /// limit (the count of those not logged goes with the next one).
+    pub(super) fn warn_rejected(&mut self, msg: core::fmt::Arguments<'_>) {
+        match self.reject_log.admit(self.clock.now_ns()) {
+            ratelimit::Admit::Log { suppressed: 0 } => log::warn!("{msg}"),
+            ratelimit::Admit::Log { suppressed } => {
+                log::warn!("{msg} ({suppressed} more rejections not logged)")
+            }
+            ratelimit::Admit::Drop => {}
+        }
+    }
+
+    /// Rejections of dom0's writes not logged (rate limit).
+    pub fn rejections_not_logged(&self) -> u64 {
+        self.reject_log.dropped_total
+    }
+
+    /// With Xen's tmem as a tier, reads the domain's `max_pages` (Xen
+    /// 4.12 charges tmem's persistent pages against it) into the balloon,
+    /// in our frames: `maximum_reservation` less what Xen counts beyond
+    /// them (`current_reservation - populated`, measured in the same call).
+    /// On error the bound in force stays.
+    fn track_hypervisor_max(&mut self) {
+        if !self.swap.has_hypervisor_tier() {
+            return;
+        }
+        let (max, cur) = match (
+            self.mem.maximum_reservation(),
+            self.mem.current_reservation(),
+        ) {
+            (Ok(m), Ok(c)) => (m, c),
+            (Err(e), _) | (_, Err(e)) => {
+                log::warn!("tmem accounting: reservation query failed: {e}");
+                return;
+            }
+        };
+        let populated = self.frames.counts().populated_pages();
+        let held = self.swap.hypervisor_pages();
+        // Xen's tot_pages = our populated frames + tmem pages + its own
+        // extras for the domain.
+        let extra = cur.saturating_sub(populated).saturating_sub(held);
+        let bound = max.saturating_sub(extra);
+        if self.tracked_max_pages != Some(bound) {
+            log::info!(
+                "tmem accounting: max_pages {max}, {extra} pages beyond our frames: \
+                 frames + tmem pages <= {bound}"
+            );
+            self.tracked_max_pages = Some(bound);
+        }
+        self.balloon.set_hypervisor_max_pages(Some(bound));
+        self.balloon.set_hypervisor_held_pages(held);
     }
 
     /// Committed memory in pages: what the workload reserved, the heap and

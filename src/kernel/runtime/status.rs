@@ -19,13 +19,14 @@ use crate::xen::xenstore::Store;
 
 /// The swap tier's status keys, in the order [`Runtime::swap_status`]
 /// publishes them (dom0's tool reads some of them).
-pub const SWAP_STATUS_KEYS: [&str; 20] = [
+pub const SWAP_STATUS_KEYS: [&str; 21] = [
     "data/selfballoon/swap_backend",
     "data/selfballoon/frontswap_pages",
     "data/selfballoon/frontswap_kib",
     "data/selfballoon/frontswap_tmem_pages",
     "data/selfballoon/frontswap_zpool_pages",
     "data/selfballoon/tmem_refused",
+    "data/selfballoon/tmem_closed",
     "data/selfballoon/zpool_bytes",
     "data/selfballoon/zpool_frames",
     "data/selfballoon/zpool_ratio_pct",
@@ -141,13 +142,14 @@ impl<E: Env> Runtime<'_, E> {
         let f = SwapDevice::figures(&self.swap);
         let p = self.pager.stats();
         let c = self.pager.counts();
-        let values: [String; 20] = [
+        let values: [String; 21] = [
             SwapDevice::backend(&self.swap).to_string(),
             f.pages.to_string(),
             pages_to_kib(f.pages).to_string(),
             f.tmem_pages.to_string(),
             f.pool_pages.to_string(),
             f.tmem_refused.to_string(),
+            f.tmem_closed.to_string(),
             f.pool_bytes.to_string(),
             f.pool_frames.to_string(),
             f.pool_ratio_pct.unwrap_or(0).to_string(),

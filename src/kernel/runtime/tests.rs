@@ -618,5 +618,37 @@ fn swap_follows_the_target_loses_nothing_and_shrinks_like_the_seed() {
     r.check();
 }
 
+/// A dom0 writing garbage as fast as it can: every value is rejected and
+/// leaves the target as it was, and the log says at most a burst of them
+/// per window (the rest are counted, not logged).
+#[test]
+fn a_flood_of_rejected_writes_is_logged_within_the_rate_limit() {
+    let mut m = meta();
+    let mut r = rig(&mut m, no_selfballoon(), Some(store()));
+    r.run_s(1);
+    r.store()
+        .dom0_write("memory/target", &(16 * 1024).to_string());
+    r.run_s(1);
+    for i in 0..40u32 {
+        r.store()
+            .dom0_write("memory/target", &alloc::format!("-{i}"));
+        r.store()
+            .dom0_write("memory/workload", &alloc::format!("alloc:{i}X"));
+        r.store().dom0_write(
+            "memory/selfballoon/selfballoon_interval",
+            &alloc::format!("{i}x"),
+        );
+        r.rt.turn();
+    }
+    assert_eq!(r.populated(), 16 * MIB, "the last good target holds");
+    let limit = u64::from(super::ratelimit::BURST);
+    assert!(
+        r.rt.rejections_not_logged() == 3 * 40 - limit,
+        "{} not logged",
+        r.rt.rejections_not_logged()
+    );
+    r.check();
+}
+
 #[path = "cleancache_tests.rs"]
 mod cleancache;

@@ -89,7 +89,10 @@ impl<E: Env> Runtime<'_, E> {
                 self.balloon.kick();
                 self.due.balloon_ns = Some(0);
             }
-            Err(e) => log::warn!("memory/target '{}' rejected: {e}", untrusted(&v)),
+            Err(e) => self.warn_rejected(format_args!(
+                "memory/target '{}' rejected: {e}",
+                untrusted(&v)
+            )),
         }
         // A rejected value is remembered too: it is re-applied (and
         // re-reported) only when it changes.
@@ -164,15 +167,14 @@ impl<E: Env> Runtime<'_, E> {
         if r.applied + r.rejected > 0 {
             log::info!("tunables: {} applied, {} rejected", r.applied, r.rejected);
         }
-        if let Some(rej) = self.controller.last_rejection() {
-            if r.rejected > 0 {
-                log::warn!(
-                    "tunable {} = '{}' rejected: {:?}",
-                    untrusted(&rej.key),
-                    untrusted(&rej.value),
-                    rej.reason
-                );
-            }
+        if let Some(rej) = self.controller.last_rejection().filter(|_| r.rejected > 0) {
+            let msg = alloc::format!(
+                "tunable {} = '{}' rejected: {:?}",
+                untrusted(&rej.key),
+                untrusted(&rej.value),
+                rej.reason
+            );
+            self.warn_rejected(format_args!("{msg}"));
         }
         if r.read_errors > 0 {
             log::warn!(
@@ -214,12 +216,16 @@ impl<E: Env> Runtime<'_, E> {
             return;
         };
         match xs.read("memory/workload") {
-            Ok(spec) if !spec.is_empty() => {
-                if let Some(e) = parse_workload(&spec) {
+            Ok(spec) if !spec.is_empty() => match parse_workload(&spec) {
+                Ok(e) => {
                     log::info!("workload from xenstore: {}", untrusted(&spec));
                     self.replace_engine(e);
                 }
-            }
+                Err(e) => self.warn_rejected(format_args!(
+                    "memory/workload '{}' rejected: {e}",
+                    untrusted(&spec)
+                )),
+            },
             Ok(_) => {}
             Err(e) => log::debug!("memory/workload: {e}"),
         }
