@@ -49,6 +49,15 @@ pub struct Sample {
     pub mismatches: u64,
     /// The workload's program has ended.
     pub workload_done: bool,
+    /// Clean cache pages put to cleancache, faults it answered and did
+    /// not, pages the workload recomputed.
+    pub cleancache_puts: u64,
+    /// See `cleancache_puts`.
+    pub cleancache_hits: u64,
+    /// See `cleancache_puts`.
+    pub cleancache_misses: u64,
+    /// See `cleancache_puts`.
+    pub cleancache_recomputed: u64,
 }
 
 impl Sample {
@@ -71,6 +80,10 @@ impl Sample {
             verified_pages: w.map_or(0, |s| s.verified_pages),
             mismatches: w.map_or(0, |s| s.mismatches),
             workload_done: w.is_none_or(|s| s.phase == "done"),
+            cleancache_puts: p.cache_puts,
+            cleancache_hits: p.cache_hits,
+            cleancache_misses: p.cache_misses,
+            cleancache_recomputed: w.map_or(0, |s| s.cache_recomputed),
         }
     }
 }
@@ -159,10 +172,10 @@ impl SwapRun {
         }
     }
 
-    /// The summary: six lines of `key=value` words after `swaprun:`
+    /// The summary: seven lines of `key=value` words after `swaprun:`
     /// (short, because Xen's console cuts a domain's long lines), for the
     /// harness to read, the last with the verdict in words.
-    pub fn summary(&self, backend: &str, verdict: Result<(), Failure>, now_ns: u64) -> [String; 6] {
+    pub fn summary(&self, backend: &str, verdict: Result<(), Failure>, now_ns: u64) -> [String; 7] {
         let s = &self.last;
         [
             alloc::format!(
@@ -193,6 +206,13 @@ impl SwapRun {
                 s.verified_pages,
                 s.mismatches,
                 s.lost_pages,
+            ),
+            alloc::format!(
+                "swaprun: cc_puts={} cc_hits={} cc_misses={} cc_recomputed={}",
+                s.cleancache_puts,
+                s.cleancache_hits,
+                s.cleancache_misses,
+                s.cleancache_recomputed,
             ),
             alloc::format!(
                 "swaprun: {}",
@@ -246,7 +266,7 @@ mod tests {
             "swaprun: backend=xen-tmem secs=2 peak_frontswap=80"
         );
         assert_eq!(lines[1], "swaprun: peak_tmem=50 peak_zpool=6");
-        assert_eq!(lines[5], "swaprun: nothing lost");
+        assert_eq!(lines[6], "swaprun: nothing lost");
         // Xen's console cut a longer line of dom0's; with the log's
         // prefix (21 bytes) each stays within 128 for 9-digit counts.
         let n = 999_999_999;
@@ -264,6 +284,10 @@ mod tests {
             verified_pages: n,
             mismatches: n,
             workload_done: true,
+            cleancache_puts: n,
+            cleancache_hits: n,
+            cleancache_misses: n,
+            cleancache_recomputed: n,
         };
         r.observe(big, 3);
         for l in r.summary("xen-tmem", Err(Failure::NoShrink), 999_999 * 1_000_000_000) {
