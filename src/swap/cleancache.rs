@@ -15,6 +15,14 @@
 //! A pool that cannot be opened (no slot, no tmem) is not retried: that
 //! tier takes no cache pages.
 //!
+//! Xen 4.12 takes an ephemeral pool's pages from its own heap
+//! (`__tmem_alloc_page`), not from the domain's allowance as it does a
+//! persistent pool's (`__tmem_alloc_page_thispool`, refused at
+//! `max_pages`), so cleancache puts are not gated by frontswap's tmem
+//! accounting (`Frontswap::set_primary_admits`): a page put there costs the guest
+//! nothing, which is what lets the self-balloon controller give its frame
+//! back to Xen.
+//!
 //! # Keys and tiers
 //!
 //! A cache page is named by the pager's page number, through frontswap's
