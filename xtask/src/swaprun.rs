@@ -46,7 +46,7 @@ const TIMEOUT_S: u64 = 330;
 /// With `max:128M` itself, the accounting keeps tmem closed (no room under
 /// `max_pages`): every page-out goes to `zpool` and Xen is never asked a
 /// put it would refuse.
-pub const RUNS: [Run; 4] = [
+pub const RUNS: [Run; 5] = [
     Run {
         name: "tier 2: dom0 swap run on Xen 4.12.4 tmem",
         xen: Xen::Tmem,
@@ -91,6 +91,19 @@ pub const RUNS: [Run; 4] = [
         workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,idle:30s,hold:1s",
         backend: "zpool",
         nonzero: &["peak_zpool", "shrunk", "verified"],
+        zero: &[],
+    },
+    // Cache pages beside committed ones: reclaim drops them clean into
+    // Xen's ephemeral pool (cleancache) and the re-reads find them there.
+    Run {
+        name: "tier 2: dom0 swap run with cleancache on Xen 4.12.4 tmem",
+        xen: Xen::Tmem,
+        dom0_mem: "128M,max:256M",
+        qemu_mem_mib: None,
+        workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,content:text,\
+                   cache:96M,idle:10s,cache:read,idle:5s,cache:read,hold:1s",
+        backend: "xen-tmem",
+        nonzero: &["cc_puts", "cc_hits", "peak_tmem", "shrunk", "verified"],
         zero: &[],
     },
 ];
@@ -202,6 +215,7 @@ mod tests {
         check(&RUNS[1], &b, &f).unwrap();
         let e = check(&RUNS[2], &b, &f).unwrap_err().to_string();
         assert!(e.contains("tmem_refused = 14493"), "{e}");
+        assert!(check(&RUNS[4], &b, &f).is_err(), "no cleancache line");
         let e = check(&RUNS[3], &b, &f).unwrap_err().to_string();
         assert!(e.contains("backend xen-tmem, want zpool"), "{e}");
         assert!(
