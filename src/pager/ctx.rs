@@ -10,7 +10,8 @@
 //! state table, the clock, the frame allocator's O(1) paths, one balloon
 //! populate hypercall batch, zpool's compression and decompression,
 //! cleancache puts and gets (`cache.rs`: for Xen's tmem one hypercall
-//! through its bounce frame), and copies through the identity map. All of it is identity-mapped kernel
+//! through its bounce frame), and copies through the identity map. All of
+//! it is identity-mapped kernel
 //! memory (heap, image, page-table and pool frames): nothing touches the
 //! region's virtual addresses except the workload, so the handler cannot
 //! fault again; if it did, the fault would find the handler's lock held and
