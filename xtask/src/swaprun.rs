@@ -88,9 +88,19 @@ pub const RUNS: [Run; 5] = [
         xen: Xen::Debian,
         dom0_mem: "128M,max:128M",
         qemu_mem_mib: None,
-        workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,idle:30s,hold:1s",
+        // Then cache pages beside what is left: cleancache on zpool's
+        // ephemeral side (first dropped under pressure: misses recomputed).
+        workload: "content:mixed,alloc:160M,touch:seq,hold:1s,free:128M,idle:30s,hold:1s,\
+                   content:text,cache:96M,idle:10s,cache:read,idle:5s,cache:read",
         backend: "zpool",
-        nonzero: &["peak_zpool", "shrunk", "verified"],
+        nonzero: &[
+            "peak_zpool",
+            "shrunk",
+            "verified",
+            "cc_puts",
+            "cc_hits",
+            "cc_recomputed",
+        ],
         zero: &[],
     },
     // Cache pages beside committed ones: reclaim drops them clean into
