@@ -189,9 +189,19 @@ fn note(f: &BTreeMap<String, u64>) -> String {
     let refused_pct = (g("tmem_refused") * 1000)
         .checked_div(g("pageouts"))
         .map_or(String::from("-"), |p| format!("{}.{}%", p / 10, p % 10));
+    let cleancache = if g("cc_puts") > 0 {
+        format!(
+            "; cleancache {} puts, {} hits, {} recomputed",
+            g("cc_puts"),
+            g("cc_hits"),
+            g("cc_recomputed")
+        )
+    } else {
+        String::new()
+    };
     format!(
         "peak {} pages out (tmem {}, zpool {}); tmem refused {} ({refused_pct} of page-outs), \
-         closed {}; {} shrunk back; {} verified, 0 mismatches",
+         closed {}; {} shrunk back; {} verified, 0 mismatches{cleancache}",
         g("peak_frontswap"),
         g("peak_tmem"),
         g("peak_zpool"),
