@@ -57,6 +57,14 @@ impl Tcg {
         }
     }
 
+    /// The `--tcg` value naming this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tcg::Single => "single",
+            Tcg::Multi => "multi",
+        }
+    }
+
     /// QEMU's `-accel` argument.
     fn accel(self) -> &'static str {
         match self {
@@ -90,7 +98,7 @@ pub struct Outcome {
 /// forms: `ABUSE_S=600 cargo xtask nested abuse`). `job.sh` exports the
 /// ones set; a name ending in `_S` is seconds the scenario runs longer,
 /// added to its timeout.
-const SCENARIO_ENV: [&str; 4] = ["ABUSE_S", "DENSITY_S", "DENSITY_N", "DENSITY_TOP"];
+const SCENARIO_ENV: [&str; 4] = ["ABUSE_S", "DENSITY_S", "DENSITY_N", "DENSITY_LX"];
 
 /// The forwarded variables that are set, from `get` (the environment).
 /// A value is at most 64 characters of `[A-Za-z0-9_.,:%=-]`, so that it
@@ -379,7 +387,7 @@ fn run_once(o: &Opts) -> Result<Outcome> {
         .unwrap_or_else(|| o.scenario.clone());
     let script = std::fs::read_to_string(&scen)
         .with_context(|| format!("cannot read {}", scen.display()))?;
-    let env = scenario_env(|k| std::env::var(k).ok())?;
+    let mut env = scenario_env(|k| std::env::var(k).ok())?;
     let extra = Duration::from_secs(extra_seconds(&env)?);
     let timeout = o.timeout.unwrap_or_else(|| {
         declared_timeout(&script).unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S)) + extra
@@ -388,6 +396,8 @@ fn run_once(o: &Opts) -> Result<Outcome> {
     let ctl = ctl_tool(o)?;
     let img = image::ensure(false)?;
     let dir = common::new_result_dir(&name)?;
+    // The scenario may record how its QEMU ran (fault rates per mode).
+    env.push(("RIG_TCG".to_string(), o.tcg.name().to_string()));
     prepare(&dir, &scen, &name, kernel.as_deref(), ctl.as_deref(), &env)?;
     for (k, v) in &env {
         eprintln!("xtask nested {name}: {k}={v} (exported to the scenario)");
