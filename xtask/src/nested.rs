@@ -646,6 +646,9 @@ mod tests {
         let bad = scenario_env(get(&[("ABUSE_S", "ten")])).unwrap();
         assert!(extra_seconds(&bad).is_err());
         assert!(scenario_env(get(&[])).unwrap().is_empty());
+        for t in [Tcg::Single, Tcg::Multi] {
+            assert_eq!(Tcg::parse(t.name()), Some(t));
+        }
     }
 
     #[test]
