@@ -8,14 +8,14 @@
 #    that only their self-ballooning sizes them (mode linux,
 #    selfballoon_min_usable_mb 16, a 2 s tick);
 #  - every guest runs the same program from the same moment, shifted by
-#    its slot: idle, then 96 MiB of `mixed` pages touched, a working set
+#    its slot (PERIOD_S / N, or less in a short run): idle, then 96 MiB of `mixed` pages touched, a working set
 #    rewritten, held (verified), freed (verified), idle, again every
 #    PERIOD_S (120) s: one or two guests peak at a time;
 #  - one Linux PV guest per size in DENSITY_LX (MiB, comma-separated;
 #    default 192) runs the same demand from its busybox init (96 MiB
 #    written into a tmpfs, checksummed, held, checked, removed, every
 #    PERIOD_S s); Linux has no self-ballooning, so it holds its size;
-#  - the workloads run DENSITY_S (120) s; the long form is
+#  - the workloads run DENSITY_S (100) s; the long form is
 #    `DENSITY_S=600 cargo xtask nested density` (10 minutes).
 # Checks: every one of our guests is alive at the end, 0 verification
 # mismatches and 0 pages lost in each, each verified pages, and each one's
@@ -32,12 +32,17 @@
 
 ds=data/selfballoon
 N=${DENSITY_N:-6}
-RUN_S=${DENSITY_S:-120}
+RUN_S=${DENSITY_S:-100}
 LX_SIZES=${DENSITY_LX:-192}
 PERIOD_S=120
 MAXMEM=256
 PEAK_MIB=96
+# A guest's slot: PERIOD_S / N, shorter when the run is (the short form's
+# last guest must peak and free within it).
 slot=$((PERIOD_S / N))
+fit=$(((RUN_S - 40) / (N > 1 ? N - 1 : 1)))
+[ "$fit" -lt "$slot" ] && slot=$fit
+[ "$slot" -ge 5 ] || fail "DENSITY_S=$RUN_S is too short for $N guests"
 hold=$slot
 # What touching the peak costs under TCG (~10 s) comes out of the rest.
 rest=$((PERIOD_S - hold - 10))
@@ -188,8 +193,9 @@ done < <(awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) if ($i ~ /\.mem_mib$/) { c
 for d in "${names[@]}"; do
     assert_alive "$d"
     p=$(dompath "$d")
-    read -r mism lost ver outs < <(xenstore-read "$p/$ds/workload_mismatches" "$p/$ds/swap_lost" \
-        "$p/$ds/workload_verified" "$p/$ds/pageouts" | tr '\n' ' ')
+    mapfile -t v < <(xenstore-read "$p/$ds/workload_mismatches" "$p/$ds/swap_lost" \
+        "$p/$ds/workload_verified" "$p/$ds/pageouts")
+    mism=${v[0]:-} lost=${v[1]:-} ver=${v[2]:-0} outs=${v[3]:-}
     log "$d: ${lo[$d]}-${hi[$d]} MiB, $ver pages verified, $mism mismatches, $lost lost, $outs page-outs"
     assert_eq "$mism" 0 "$d's verification mismatches"
     assert_eq "$lost" 0 "$d's pages lost"
