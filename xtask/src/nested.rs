@@ -41,7 +41,7 @@ const DEFAULT_TIMEOUT_S: u64 = 300;
 /// kind of fault under threaded TCG. So one thread is the rig's default,
 /// and `--tcg multi` stays for measuring the difference. The density and
 /// hostoom scenarios agree (README, "fault rate per TCG mode"): 6 guests
-/// lost in ~50 guest-minutes threaded, none in ~4 guest-hours single.
+/// lost in ~50 guest-minutes threaded, none in ~4.5 guest-hours single.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tcg {
     #[default]
