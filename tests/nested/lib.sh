@@ -413,15 +413,52 @@ _sampler() {
     echo "$hdr" > "$csv"
     t0=$(_now_us)
     next=$t0
+    local -A ids mems
+    local paths vals nm i m rest v
     while :; do
+        # Few forks per row (each costs tens of ms in the emulated dom0,
+        # and a row of many domains must still fit its interval): `xl
+        # list` once, parsed here, and one xenstore-read for every path.
         list=$(xl list 2>/dev/null)
-        row="$(_secs "$t0" "$(_now_us)"),$(xl info free_memory 2>/dev/null)"
+        ids=() mems=()
+        # Columns of `xl list`: Name ID Mem VCPUs State Time.
+        while read -r nm i m rest; do
+            [ "$nm" = Name ] && continue
+            ids[$nm]=$i
+            mems[$nm]=$m
+        done <<< "$list"
+        paths=()
         for d in "${doms[@]}"; do
-            # Columns of `xl list`: Name ID Mem VCPUs State Time.
-            id=$(awk -v n="$d" '$1 == n {print $2}' <<< "$list")
+            id=${ids[$d]:-}
+            [ -n "$id" ] || continue
+            paths+=("/local/domain/$id/memory/target")
+            for k in "${keys[@]}"; do
+                case $k in /*) ;; *) paths+=("/local/domain/$id/$k") ;; esac
+            done
+        done
+        for k in "${keys[@]}"; do
+            case $k in /*) paths+=("$k") ;; esac
+        done
+        vals=()
+        if [ ${#paths[@]} -gt 0 ]; then
+            mapfile -t vals < <(xenstore-read "${paths[@]}" 2>/dev/null)
+            # A missing key fails the whole read, and a value with a
+            # newline shifts the lines: then one read per path.
+            if [ ${#vals[@]} -ne ${#paths[@]} ]; then
+                vals=()
+                for k in "${paths[@]}"; do
+                    v=$(xenstore-read "$k" 2>/dev/null)
+                    vals+=("${v//$'\n'/ }")
+                done
+            fi
+        fi
+        row="$(_secs "$t0" "$(_now_us)"),$(xl info free_memory 2>/dev/null)"
+        i=0
+        for d in "${doms[@]}"; do
+            id=${ids[$d]:-}
             if [ -n "$id" ]; then
-                row+=",$(awk -v n="$d" '$1 == n {print $3}' <<< "$list")"
-                row+=",$(xenstore-read "/local/domain/$id/memory/target" 2>/dev/null)"
+                row+=",${mems[$d]},${vals[$i]//,/}"
+                i=$((i + 1))
             else
                 row+=",,"
             fi
@@ -429,7 +466,8 @@ _sampler() {
                 case $k in
                     /*) ;;
                     *) if [ -n "$id" ]; then
-                           row+=",$(xenstore-read "/local/domain/$id/$k" 2>/dev/null | tr -d ',')"
+                           row+=",${vals[$i]//,/}"
+                           i=$((i + 1))
                        else
                            row+=","
                        fi ;;
@@ -437,7 +475,7 @@ _sampler() {
             done
         done
         for k in "${keys[@]}"; do
-            case $k in /*) row+=",$(xenstore-read "$k" 2>/dev/null | tr -d ',')" ;; esac
+            case $k in /*) row+=",${vals[$i]//,/}"; i=$((i + 1)) ;; esac
         done
         echo "$row" >> "$csv"
         next=$((next + interval))

@@ -38,7 +38,8 @@ commands:
   nested shell [opts]              nested Xen with a shell on dom0's console
   plot <csv...>                    draw SVG charts next to rig CSVs
   test [--no-nested]               all tiers: host tests, build, qemu, dom0, nested scenarios
-  demo                             build everything, show the guest in nested Xen, chart it
+  demo                             build everything, show the guest in nested Xen, chart it;
+                                   then `density` (short) with selfballoonctl top
   sim [sim options]                the policy simulator on traces (`cargo xtask sim --help`)
   fuzz [--target T] [--runs N]     coverage-guided fuzzing (libFuzzer) of the parsers of what
                                    other domains write: N inputs per target (default 1000000)
@@ -519,6 +520,19 @@ fn demo(a: &Args) -> Result<()> {
     println!("\ndemo results: {}", nested::rel(&out.dir));
     if !out.passed {
         bail!("demo failed: {}", out.summary);
+    }
+    // Then many guests on one host: the short form of `density`, with
+    // `selfballoonctl top`'s table on the terminal as it runs.
+    let dense = nested::run(&nested::Opts {
+        build: false,
+        ..nested_opts(a, "density")
+    })?;
+    println!(
+        "\ndensity results: {} (chart: density.svg)",
+        nested::rel(&dense.dir)
+    );
+    if !dense.passed {
+        bail!("density demo failed: {}", dense.summary);
     }
     Ok(())
 }

@@ -39,7 +39,9 @@ const DEFAULT_TIMEOUT_S: u64 = 300;
 /// a triple fault in 3 of 6 runs, one host thread for both vCPUs in 0 of
 /// 5, at about the same wall time; CI then lost `stress` once to the same
 /// kind of fault under threaded TCG. So one thread is the rig's default,
-/// and `--tcg multi` stays for measuring the difference.
+/// and `--tcg multi` stays for measuring the difference. The density and
+/// hostoom scenarios agree (README, "fault rate per TCG mode"): 6 guests
+/// lost in ~50 guest-minutes threaded, none in ~4.5 guest-hours single.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Tcg {
     #[default]
@@ -54,6 +56,14 @@ impl Tcg {
             "single" => Some(Tcg::Single),
             "multi" => Some(Tcg::Multi),
             _ => None,
+        }
+    }
+
+    /// The `--tcg` value naming this mode.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tcg::Single => "single",
+            Tcg::Multi => "multi",
         }
     }
 
@@ -84,6 +94,43 @@ pub struct Outcome {
     pub dir: PathBuf,
     pub passed: bool,
     pub summary: String,
+}
+
+/// Variables of the host's environment a scenario may read (its long
+/// forms: `ABUSE_S=600 cargo xtask nested abuse`). `job.sh` exports the
+/// ones set; a name ending in `_S` is seconds the scenario runs longer,
+/// added to its timeout.
+const SCENARIO_ENV: [&str; 4] = ["ABUSE_S", "DENSITY_S", "DENSITY_N", "DENSITY_LX"];
+
+/// The forwarded variables that are set, from `get` (the environment).
+/// A value is at most 64 characters of `[A-Za-z0-9_.,:%=-]`, so that it
+/// needs no quoting in `job.sh`; any other value is an error.
+fn scenario_env(get: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for k in SCENARIO_ENV {
+        let Some(v) = get(k) else { continue };
+        let ok = !v.is_empty()
+            && v.len() <= 64
+            && v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.,:%=-".contains(c));
+        if !ok {
+            bail!("{k}={v:?}: a scenario variable is 1-64 characters of [A-Za-z0-9_.,:%=-]");
+        }
+        out.push((k.to_string(), v));
+    }
+    Ok(out)
+}
+
+/// Seconds the forwarded `*_S` variables add to a scenario's timeout.
+fn extra_seconds(env: &[(String, String)]) -> Result<u64> {
+    env.iter()
+        .filter(|(k, _)| k.ends_with("_S"))
+        .try_fold(0u64, |acc, (k, v)| {
+            let s: u64 = v
+                .parse()
+                .with_context(|| format!("{k}={v}: not a number of seconds"))?;
+            Ok(acc.saturating_add(s))
+        })
 }
 
 /// Files in tests/nested/ that are not scenarios.
@@ -153,6 +200,7 @@ fn prepare(
     name: &str,
     kernel: Option<&Path>,
     ctl: Option<&Path>,
+    env: &[(String, String)],
 ) -> Result<()> {
     let root = common::root();
     std::fs::create_dir_all(dir.join("cfg"))
@@ -184,10 +232,14 @@ fn prepare(
         copy(c, &dir.join("selfballoonctl"))?;
     }
     // dom0's init runs `sh /rig/job.sh`; the helpers want bash.
+    let exports: String = env
+        .iter()
+        .map(|(k, v)| format!("export {k}='{v}'\n"))
+        .collect();
     let job = format!(
         "#!/bin/sh\n# Written by cargo xtask nested; run by dom0's /init.\n\
          export RIG_SCENARIO='{name}' RIG_DIR={DOM0_RUN_DIR} RIG_IMG=/img\n\
-         exec bash -c '. {DOM0_RUN_DIR}/lib.sh && rig_run {DOM0_RUN_DIR}/scenario.sh'\n"
+         {exports}exec bash -c '. {DOM0_RUN_DIR}/lib.sh && rig_run {DOM0_RUN_DIR}/scenario.sh'\n"
     );
     std::fs::write(dir.join(JOB_SCRIPT), job)?;
     Ok(())
@@ -337,15 +389,21 @@ fn run_once(o: &Opts) -> Result<Outcome> {
         .unwrap_or_else(|| o.scenario.clone());
     let script = std::fs::read_to_string(&scen)
         .with_context(|| format!("cannot read {}", scen.display()))?;
-    let timeout = o
-        .timeout
-        .or_else(|| declared_timeout(&script))
-        .unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S));
+    let mut env = scenario_env(|k| std::env::var(k).ok())?;
+    let extra = Duration::from_secs(extra_seconds(&env)?);
+    let timeout = o.timeout.unwrap_or_else(|| {
+        declared_timeout(&script).unwrap_or(Duration::from_secs(DEFAULT_TIMEOUT_S)) + extra
+    });
     let kernel = guest_kernel(o)?;
     let ctl = ctl_tool(o)?;
     let img = image::ensure(false)?;
     let dir = common::new_result_dir(&name)?;
-    prepare(&dir, &scen, &name, kernel.as_deref(), ctl.as_deref())?;
+    // The scenario may record how its QEMU ran (fault rates per mode).
+    env.push(("RIG_TCG".to_string(), o.tcg.name().to_string()));
+    prepare(&dir, &scen, &name, kernel.as_deref(), ctl.as_deref(), &env)?;
+    for (k, v) in &env {
+        eprintln!("xtask nested {name}: {k}={v} (exported to the scenario)");
+    }
     let cmd = qemu_command(&img, Some(&dir), false, o.tcg);
     std::fs::write(dir.join("qemu-cmdline.txt"), format!("{cmd:?}\n"))?;
     eprintln!(
@@ -475,6 +533,7 @@ pub fn shell(o: &Opts) -> Result<()> {
         "shell",
         kernel.as_deref(),
         ctl.as_deref(),
+        &[],
     )?;
     std::fs::remove_file(dir.join(JOB_SCRIPT))?;
     eprintln!(
@@ -533,13 +592,15 @@ mod tests {
         let scen = common::root().join("tests/nested/smoke.sh");
         let ctl = std::env::temp_dir().join(format!("xtask-ctl-{}", std::process::id()));
         std::fs::write(&ctl, b"tool").unwrap();
-        prepare(&dir, &scen, "smoke", None, Some(&ctl)).unwrap();
+        let env = vec![("ABUSE_S".to_string(), "600".to_string())];
+        prepare(&dir, &scen, "smoke", None, Some(&ctl), &env).unwrap();
         assert_eq!(std::fs::read(dir.join("selfballoonctl")).unwrap(), b"tool");
         std::fs::remove_file(&ctl).unwrap();
         let sh = std::fs::read_to_string(dir.join(PROTOCOL_SCRIPT)).unwrap();
         assert_eq!(sh, shell::Script.to_string());
         let job = std::fs::read_to_string(dir.join(JOB_SCRIPT)).unwrap();
         assert!(job.contains("RIG_DIR=/rig "), "{job}");
+        assert!(job.contains("\nexport ABUSE_S='600'\nexec bash"), "{job}");
         assert!(
             job.contains(". /rig/lib.sh && rig_run /rig/scenario.sh"),
             "{job}"
@@ -557,6 +618,39 @@ mod tests {
         assert_eq!(with(&Ok(v("FAIL: x"))), "; last verdict: FAIL: x");
         assert_eq!(with(&Err(None)), "");
         assert_eq!(with(&Err(Some("bad".into()))), "; bad");
+    }
+
+    #[test]
+    fn scenario_variables_are_checked_and_lengthen_the_timeout() {
+        let get = |vals: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                vals.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let env = scenario_env(get(&[
+            ("DENSITY_S", "600"),
+            ("DENSITY_N", "8"),
+            ("HOME", "/x"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            env,
+            vec![
+                ("DENSITY_S".to_string(), "600".to_string()),
+                ("DENSITY_N".to_string(), "8".to_string())
+            ]
+        );
+        assert_eq!(extra_seconds(&env).unwrap(), 600);
+        assert!(scenario_env(get(&[("ABUSE_S", "1'; reboot")])).is_err());
+        assert!(scenario_env(get(&[("ABUSE_S", "")])).is_err());
+        let bad = scenario_env(get(&[("ABUSE_S", "ten")])).unwrap();
+        assert!(extra_seconds(&bad).is_err());
+        assert!(scenario_env(get(&[])).unwrap().is_empty());
+        for t in [Tcg::Single, Tcg::Multi] {
+            assert_eq!(Tcg::parse(t.name()), Some(t));
+        }
     }
 
     #[test]

@@ -78,6 +78,31 @@ fn scale_of(name: &str) -> Option<f64> {
     None
 }
 
+/// Above this many domains a chart shows only each domain's memory (as
+/// `xl list` shows it) and the host's series: one line per guest, so that
+/// many guests and the host's free memory fit one readable chart.
+const MAX_DOMAINS_WITH_DETAIL: usize = 4;
+
+/// The columns drawn, with their scale to MiB.
+fn plotted(cols: &[Column]) -> Vec<(&Column, f64)> {
+    let mut doms: Vec<&str> = cols
+        .iter()
+        .filter_map(|c| c.name.split_once('.').map(|(d, _)| d))
+        .collect();
+    doms.sort_unstable();
+    doms.dedup();
+    let detail = doms.len() <= MAX_DOMAINS_WITH_DETAIL;
+    cols.iter()
+        .filter(|c| {
+            detail
+                || c.name
+                    .split_once('.')
+                    .is_none_or(|(_, key)| key == "mem_mib")
+        })
+        .filter_map(|c| scale_of(&c.name).map(|s| (c, s)))
+        .collect()
+}
+
 /// Runs of consecutive samples with values (gaps split lines).
 fn segments(t: &[Option<f64>], v: &[Option<f64>], scale: f64) -> Vec<Vec<(f64, f64)>> {
     let mut out = vec![Vec::new()];
@@ -118,10 +143,7 @@ pub fn render(csv: &Path, svg: &Path) -> Result<()> {
         .find(|c| c.name == "t")
         .ok_or_else(|| anyhow!("no `t` column"))?;
     let tmax = t.values.iter().flatten().cloned().fold(1.0, f64::max);
-    let plotted: Vec<(&Column, f64)> = cols
-        .iter()
-        .filter_map(|c| scale_of(&c.name).map(|s| (c, s)))
-        .collect();
+    let plotted = plotted(&cols);
     let ymax = plotted
         .iter()
         .flat_map(|(c, s)| c.values.iter().flatten().map(move |v| v * s))
@@ -227,6 +249,45 @@ mod tests {
         std::fs::write(&csv, format!("t,g.target_kib\n0,1024\n1,{big}\n")).unwrap();
         render(&csv, &dir.join("b.svg")).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn many_domains_show_memory_only() {
+        let names = |cols: &[Column]| -> Vec<String> {
+            plotted(cols).iter().map(|(c, _)| c.name.clone()).collect()
+        };
+        let few =
+            parse_csv("t,free_mib,a.mem_mib,a.target_kib,b.mem_mib,b.target_kib\n0,1,2,3,4,5")
+                .unwrap();
+        assert_eq!(
+            names(&few),
+            [
+                "free_mib",
+                "a.mem_mib",
+                "a.target_kib",
+                "b.mem_mib",
+                "b.target_kib"
+            ]
+        );
+        let mut hdr = String::from("t,free_mib");
+        for d in ["g1", "g2", "g3", "g4", "g5", "lx"] {
+            hdr.push_str(&format!(
+                ",{d}.mem_mib,{d}.target_kib,{d}.data/selfballoon/current"
+            ));
+        }
+        let many = parse_csv(&format!("{hdr}\n")).unwrap();
+        assert_eq!(
+            names(&many),
+            [
+                "free_mib",
+                "g1.mem_mib",
+                "g2.mem_mib",
+                "g3.mem_mib",
+                "g4.mem_mib",
+                "g5.mem_mib",
+                "lx.mem_mib"
+            ]
+        );
     }
 
     #[test]
