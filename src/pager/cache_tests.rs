@@ -5,18 +5,17 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
 
+use super::test_rig::{allocator, balloon, full_xen, KERNEL};
 use super::*;
-use crate::balloon::{Balloon, BalloonConfig};
+use crate::balloon::Balloon;
 use crate::mm::direct::PAGE_BYTES;
 use crate::mm::fault::{with_fault_handler, Shared};
-use crate::mm::frame::{FrameAllocator, FrameMeta};
+use crate::mm::frame::FrameAllocator;
 use crate::mm::vm::RegionAccess;
-use crate::mm::PfnRange;
 use crate::swap::content::{fill, verify, ContentKind};
 use crate::swap::frontswap::Frontswap;
 use crate::swap::xen_fake::{Decoded, FakeXenTmem};
@@ -29,8 +28,6 @@ use crate::xen::abi;
 
 type Swap = GuestSwap<FakeXenTmem, FakeHeldFrames>;
 type Ctx<'a, 'f> = PagerCtx<'a, 'f, FakeMmu, Swap, FakeXen>;
-
-const KERNEL: u64 = 64;
 
 /// A guest of `frames` frames with no room to grow, its swap `tiered`
 /// (Xen's tmem holding at most `xen_pages`) or `zpool` alone.
@@ -45,13 +42,7 @@ struct Rig {
 }
 
 fn rig(frames: u64, region: u64, watermark: u64, pool_max: u64, xen_pages: Option<u64>) -> Rig {
-    let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
-    let ram = [PfnRange {
-        start: 0,
-        count: frames,
-    }];
-    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
-    fa.reserve_range(0, KERNEL).unwrap();
+    let fa = allocator(frames, KERNEL);
     let mmu = FakeMmu::new(region);
     let access = mmu.access();
     let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), pool_max);
@@ -63,21 +54,8 @@ fn rig(frames: u64, region: u64, watermark: u64, pool_max: u64, xen_pages: Optio
         }
         None => GuestSwap::Pool(Frontswap::new(pool).unwrap()),
     };
-    let mut xen = FakeXen {
-        max_pages: frames,
-        host_free_pages: 0,
-        max_extents: 512,
-        max_order: 9,
-        ..FakeXen::default()
-    };
-    xen.backed.extend(0..frames);
-    let balloon = Balloon::new(
-        BalloonConfig {
-            margin_pages: 0,
-            ..BalloonConfig::default()
-        },
-        fa.counts(),
-    );
+    let xen = full_xen(frames);
+    let balloon = balloon(&fa);
     Rig {
         fa,
         pager: Pager::new(region, watermark),

@@ -85,6 +85,8 @@ mod ctx;
 mod pool;
 mod swapdev;
 #[cfg(test)]
+mod test_rig;
+#[cfg(test)]
 mod tests;
 
 use alloc::boxed::Box;

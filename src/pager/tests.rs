@@ -4,18 +4,17 @@
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
-use alloc::vec;
 use alloc::vec::Vec;
 
 use proptest::prelude::*;
 
+use super::test_rig::{allocator, balloon, full_xen, KERNEL};
 use super::*;
-use crate::balloon::{Balloon, BalloonConfig};
+use crate::balloon::Balloon;
 use crate::mm::direct::PAGE_BYTES;
 use crate::mm::fault::{with_fault_handler, Shared};
-use crate::mm::frame::{FrameAllocator, FrameMeta, FrameState};
+use crate::mm::frame::{FrameAllocator, FrameState};
 use crate::mm::vm::RegionAccess;
-use crate::mm::PfnRange;
 use crate::swap::content::{fill, verify, ContentKind};
 use crate::swap::frontswap::Frontswap;
 use crate::swap::zpool::ZPool;
@@ -38,24 +37,6 @@ struct Rig {
     xen: FakeXen,
 }
 
-const KERNEL: u64 = 64;
-
-/// An allocator over `frames` RAM frames from 0, the first `reserved` of
-/// them the "kernel"'s. Its metadata is leaked: the allocator borrows it
-/// for the whole test.
-fn allocator(frames: u64, reserved: u64) -> FrameAllocator<'static> {
-    let meta = Box::leak(vec![FrameMeta::ABSENT; frames as usize].into_boxed_slice());
-    let ram = [PfnRange {
-        start: 0,
-        count: frames,
-    }];
-    let mut fa = FrameAllocator::new(meta, 0, &ram).unwrap();
-    if reserved > 0 {
-        fa.reserve_range(0, reserved).unwrap();
-    }
-    fa
-}
-
 impl Rig {
     fn new(frames: u64, region_pages: u64, watermark: u64, pool_max: u64) -> (Rig, u64) {
         let fa = allocator(frames, KERNEL);
@@ -67,21 +48,8 @@ impl Rig {
             pool_max,
         ))
         .unwrap();
-        let mut xen = FakeXen {
-            max_pages: frames,
-            host_free_pages: 0,
-            max_extents: 512,
-            max_order: 9,
-            ..FakeXen::default()
-        };
-        xen.backed.extend(0..frames);
-        let balloon = Balloon::new(
-            BalloonConfig {
-                margin_pages: 0,
-                ..BalloonConfig::default()
-            },
-            fa.counts(),
-        );
+        let xen = full_xen(frames);
+        let balloon = balloon(&fa);
         (
             Rig {
                 fa,
@@ -567,20 +535,8 @@ fn tmem_takes_pages_only_within_max_pages() {
     let pool = ZPool::new(PoolStock::new(FakeHeldFrames::default()), 512);
     let mut swap: Tiered =
         GuestSwap::Tiered(Frontswap::tiered(XenTmem::new(FakeXenTmem::new(0x9000)), pool).unwrap());
-    let mut xen = FakeXen {
-        max_pages: frames,
-        max_extents: 512,
-        max_order: 9,
-        ..FakeXen::default()
-    };
-    xen.backed.extend(0..frames);
-    let mut balloon = Balloon::new(
-        BalloonConfig {
-            margin_pages: 0,
-            ..BalloonConfig::default()
-        },
-        fa.counts(),
-    );
+    let mut xen = full_xen(frames);
+    let mut balloon = balloon(&fa);
     // max_pages leaves 400 pages beside our frames for tmem.
     let max = frames + 400;
     balloon.set_hypervisor_max_pages(Some(max));
