@@ -4,9 +4,10 @@
 //!
 //! # What runs in fault context
 //!
-//! [`PagerCtx::cache_fault_in`] runs in the `#PF` path, like a page-in
-//! from frontswap: a frame from [`PagerCtx::take_frame`] (which may
-//! reclaim, and so put other clean pages to cleancache), one cleancache
+//! A fault on a `Cached` page is a page-in like one from frontswap
+//! (`PagerCtx::page_in`, whose fill is [`PagerCtx::fill_from_cleancache`]):
+//! a frame (whose search may reclaim, and so put other clean pages to
+//! cleancache), one cleancache
 //! get into the pager's bounce page on the heap (for Xen's tmem one
 //! hypercall that copies into the backend's bounce frame, then a copy out
 //! of it; for `zpool` a decompression from pool frames), and a copy
@@ -17,10 +18,8 @@
 //! `CacheMiss`, which the workload sees through
 //! [`PagerCtx::cache_missed`] and recomputes.
 
-use super::ctx::{PageOut, Sources};
+use super::ctx::PageOut;
 use super::{PageState, PagerCtx, SwapDevice, HEAP_SPARE_BYTES};
-use crate::mm::fault::Resolution;
-use crate::mm::frame::FrameState;
 use crate::mm::vm::{Mmu, Vpn};
 use crate::xen::ops::MemoryOps;
 
@@ -125,24 +124,11 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         }
     }
 
-    /// Resolves a fault on a `Cached` page: a frame, then cleancache. A
-    /// hit maps the page (`ResidentClean`), a miss maps zeros
-    /// (`CacheMiss`). Fails only for want of a frame or a mapping.
-    pub(super) fn cache_fault_in(&mut self, vpn: Vpn) -> Resolution {
-        let from = Sources {
-            reclaim: true,
-            below_watermark: true,
-        };
-        let Some(pfn) = self.take_frame(from) else {
-            self.pager.stats.fault_failures += 1;
-            return Resolution::Failed("no frame for a cache page");
-        };
-        if let Err(e) = self.mmu.map(vpn, pfn) {
-            log::error!("pager: map {vpn:#x} -> {pfn:#x}: {e}");
-            let _ = self.frames.free_as(pfn, FrameState::Paged);
-            self.pager.stats.fault_failures += 1;
-            return Resolution::Failed("map failed");
-        }
+    /// Fills the newly mapped frame of a `Cached` page from cleancache:
+    /// its page on a hit (`ResidentClean`), zeros on a miss (`CacheMiss`);
+    /// `None` if the frame could not be written. The fill goes through
+    /// the identity map, so the page starts clean.
+    pub(super) fn fill_from_cleancache(&mut self, vpn: Vpn) -> Option<PageState> {
         let hit = self
             .swap
             .cache_get(self.frames, vpn, &mut self.pager.bounce);
@@ -152,23 +138,13 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             self.mmu.zero(vpn).is_ok()
         };
         if !filled {
-            if let Ok(u) = self.mmu.unmap(vpn) {
-                let _ = self.frames.free_as(u.pfn, FrameState::Paged);
-            }
-            self.pager.stats.fault_failures += 1;
-            return Resolution::Failed("cache page fill failed");
+            return None;
         }
-        // The fill went through the identity map; the page is clean.
         let _ = self.mmu.test_and_clear_dirty(vpn);
-        self.pager.clock.insert(vpn);
-        if hit {
-            self.pager.set_state(vpn, PageState::ResidentClean);
-            self.pager.stats.cache_hits += 1;
+        Some(if hit {
+            PageState::ResidentClean
         } else {
-            self.pager.set_state(vpn, PageState::CacheMiss);
-            self.pager.stats.cache_misses += 1;
-        }
-        self.pager.stats.page_faults += 1;
-        Resolution::Resolved
+            PageState::CacheMiss
+        })
     }
 }

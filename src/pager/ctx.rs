@@ -92,9 +92,9 @@ fn refused_for_content(e: &FrontswapError) -> bool {
 /// Where a frame may come from (see the module documentation of
 /// `pager`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Sources {
-    pub(super) reclaim: bool,
-    pub(super) below_watermark: bool,
+struct Sources {
+    reclaim: bool,
+    below_watermark: bool,
 }
 
 /// Everything the pager works with, borrowed.
@@ -204,7 +204,7 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
 
     /// A frame for a page-in, from the sources allowed (see the module
     /// documentation of `pager`).
-    pub(super) fn take_frame(&mut self, from: Sources) -> Option<Pfn> {
+    fn take_frame(&mut self, from: Sources) -> Option<Pfn> {
         let w = self.pager.watermark_pages;
         if self.frames.free_pages() > w {
             return self.alloc_paged();
@@ -250,52 +250,67 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
         self.frames.alloc_as(FrameState::Paged).map(|a| a.pfn)
     }
 
-    /// Maps `vpn` to a frame and fills it: zeros, or its page from
-    /// frontswap. On error nothing changed (the page is where it was).
+    /// Maps `vpn` to a frame and fills it: zeros, its page from
+    /// frontswap, or (a cache page) its page from cleancache, zeros on a
+    /// miss. On error nothing changed (the page is where it was).
     fn page_in(&mut self, vpn: Vpn, from: Sources) -> Result<(), &'static str> {
         let state = self.pager.state(vpn).ok_or("page outside the region")?;
-        let swapped = match state {
-            PageState::Zero => false,
-            PageState::Swapped => true,
-            _ => return Err("page-in of a page that is not out"),
-        };
+        if !matches!(
+            state,
+            PageState::Zero | PageState::Swapped | PageState::Cached
+        ) {
+            return Err("page-in of a page that is not out");
+        }
         let pfn = self.take_frame(from).ok_or("no frame for a page-in")?;
         if let Err(e) = self.mmu.map(vpn, pfn) {
             log::error!("pager: map {vpn:#x} -> {pfn:#x}: {e}");
             let _ = self.frames.free_as(pfn, FrameState::Paged);
             return Err("map failed");
         }
-        let filled = if swapped {
-            let bounce: &mut Page = &mut self.pager.bounce;
-            let taken = self.swap.take(self.frames, vpn, bounce);
-            self.note_hypervisor_held();
-            match taken {
-                Ok(()) => self.mmu.write(vpn, &self.pager.bounce).is_ok(),
-                Err(e) => {
-                    // The map named the page and the tier did not give it:
-                    // frontswap has counted it lost. Nothing to map.
-                    log::error!("pager: frontswap lost page {vpn:#x}: {e:?}");
-                    self.pager.stats.lost_pages += 1;
-                    false
+        let filled = match state {
+            PageState::Swapped => {
+                let bounce: &mut Page = &mut self.pager.bounce;
+                let taken = self.swap.take(self.frames, vpn, bounce);
+                self.note_hypervisor_held();
+                match taken {
+                    Ok(()) => self
+                        .mmu
+                        .write(vpn, &self.pager.bounce)
+                        .is_ok()
+                        .then_some(PageState::Resident),
+                    Err(e) => {
+                        // The map named the page and the tier did not give
+                        // it: frontswap has counted it lost. Nothing to map.
+                        log::error!("pager: frontswap lost page {vpn:#x}: {e:?}");
+                        self.pager.stats.lost_pages += 1;
+                        None
+                    }
                 }
             }
-        } else {
-            self.mmu.zero(vpn).is_ok()
+            PageState::Cached => self.fill_from_cleancache(vpn),
+            _ => self
+                .mmu
+                .zero(vpn)
+                .is_ok()
+                .then_some(PageState::ResidentZero),
         };
-        if !filled {
+        let Some(now) = filled else {
             if let Ok(u) = self.mmu.unmap(vpn) {
                 let _ = self.frames.free_as(u.pfn, FrameState::Paged);
             }
             return Err("page-in failed");
-        }
+        };
         self.pager.clock.insert(vpn);
-        if swapped {
-            self.pager.room_refusals = 0;
-            self.pager.set_state(vpn, PageState::Resident);
-            self.pager.stats.pageins += 1;
-        } else {
-            self.pager.set_state(vpn, PageState::ResidentZero);
-            self.pager.stats.zero_fills += 1;
+        self.pager.set_state(vpn, now);
+        let s = &mut self.pager.stats;
+        match now {
+            PageState::Resident => {
+                self.pager.room_refusals = 0;
+                s.pageins += 1;
+            }
+            PageState::ResidentZero => s.zero_fills += 1,
+            PageState::ResidentClean => s.cache_hits += 1,
+            _ => s.cache_misses += 1,
         }
         Ok(())
     }
@@ -520,8 +535,6 @@ impl<M: Mmu, S: SwapDevice, O: MemoryOps> PagerCtx<'_, '_, M, S, O> {
             // Mapped already (the access raced nothing on one CPU: a stale
             // TLB entry at most, which the fault itself dropped).
             Some(s) if s.is_resident() => Resolution::Resolved,
-            // A cache page: cleancache first (pager/cache.rs).
-            Some(PageState::Cached) => self.cache_fault_in(vpn),
             Some(_) => {
                 let from = Sources {
                     reclaim: true,

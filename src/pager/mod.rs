@@ -201,6 +201,32 @@ pub struct PagerCounts {
     pub cached_pages: u64,
 }
 
+impl PagerCounts {
+    /// Counts a page in state `s` in (`up`) or out of every count it
+    /// belongs to.
+    fn tally(&mut self, s: PageState, up: bool) {
+        let f = |x: &mut u64| *x = if up { *x + 1 } else { x.saturating_sub(1) };
+        if s != PageState::Free {
+            f(&mut self.allocated_pages);
+        }
+        if s.is_resident() {
+            f(&mut self.resident_pages);
+        }
+        if s == PageState::Swapped {
+            f(&mut self.swapped_pages);
+        }
+        if s == PageState::ResidentRefused {
+            f(&mut self.refused_pages);
+        }
+        if matches!(s, PageState::ResidentClean | PageState::CacheMiss) {
+            f(&mut self.clean_pages);
+        }
+        if s == PageState::Cached {
+            f(&mut self.cached_pages);
+        }
+    }
+}
+
 /// Frames kept free for faults by default (2 MiB): a workload step (256
 /// pages) at one fault each, and the pool's warm-up. A pool that starts
 /// empty needs a zspage (1 to 4 frames) for each size class it meets
@@ -311,54 +337,15 @@ impl Pager {
 
     fn set_state(&mut self, vpn: Vpn, new: PageState) {
         let old = core::mem::replace(&mut self.states[vpn as usize], new);
-        let c = &mut self.counts;
-        let tally = |c: &mut PagerCounts, s: PageState, up: bool| {
-            let f = |x: &mut u64| *x = if up { *x + 1 } else { x.saturating_sub(1) };
-            if s != PageState::Free {
-                f(&mut c.allocated_pages);
-            }
-            if s.is_resident() {
-                f(&mut c.resident_pages);
-            }
-            if s == PageState::Swapped {
-                f(&mut c.swapped_pages);
-            }
-            if s == PageState::ResidentRefused {
-                f(&mut c.refused_pages);
-            }
-            if matches!(s, PageState::ResidentClean | PageState::CacheMiss) {
-                f(&mut c.clean_pages);
-            }
-            if s == PageState::Cached {
-                f(&mut c.cached_pages);
-            }
-        };
-        tally(c, old, false);
-        tally(c, new, true);
+        self.counts.tally(old, false);
+        self.counts.tally(new, true);
     }
 
     /// Checks the counts and the clock against the states (tests, O(pages)).
     pub fn check(&self) -> Result<(), &'static str> {
         let mut c = PagerCounts::default();
         for (v, &s) in self.states.iter().enumerate() {
-            if s != PageState::Free {
-                c.allocated_pages += 1;
-            }
-            if s.is_resident() {
-                c.resident_pages += 1;
-            }
-            if s == PageState::Swapped {
-                c.swapped_pages += 1;
-            }
-            if s == PageState::ResidentRefused {
-                c.refused_pages += 1;
-            }
-            if matches!(s, PageState::ResidentClean | PageState::CacheMiss) {
-                c.clean_pages += 1;
-            }
-            if s == PageState::Cached {
-                c.cached_pages += 1;
-            }
+            c.tally(s, true);
             if s.is_resident() != self.clock.contains(v as u64) {
                 return Err("clock and states disagree");
             }
