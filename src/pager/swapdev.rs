@@ -199,11 +199,8 @@ where
             tmem_pages,
             pool_pages: self.curr_pages().saturating_sub(tmem_pages),
             tmem_refused: self.stats().fell_back,
-            tmem_closed: if <Self as WithPool>::BACKEND == SwapBackend::XenTmem {
-                self.stats().primary_closed
-            } else {
-                0
-            },
+            // Only a frontswap behind Xen's tmem ever closes its primary.
+            tmem_closed: self.stats().primary_closed,
             pool_bytes: z.compressed_bytes,
             pool_frames: z.frames_used,
             pool_ratio_pct: z.ratio_pct(),

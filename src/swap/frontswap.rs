@@ -330,17 +330,15 @@ impl<P: Tmem, F: Tmem> Frontswap<P, F> {
     pub fn store(&mut self, slot: u64, page: &Page) -> Result<Tier, FrontswapError> {
         let key = slot_key(slot).ok_or(FrontswapError::SlotOutOfRange(slot))?;
         let prev = self.tier_of(slot);
-        if !self.primary_admits {
-            self.stats.primary_closed += 1;
-            if prev == Some(Tier::Primary) {
-                // Not put again there: its older copy must go.
-                self.flush_stale(Tier::Primary, key);
-                self.forget(slot);
-            }
-        }
         let put = if self.primary_admits {
             self.primary.put(self.primary_pool, key, page)
         } else {
+            self.stats.primary_closed += 1;
+            if prev == Some(Tier::Primary) {
+                // Not put again there: its older copy must go (the slot
+                // is forgotten below, as after any declined put).
+                self.flush_stale(Tier::Primary, key);
+            }
             Err(TmemError::Refused(Refusal::Closed))
         };
         let primary_err = match put {

@@ -52,11 +52,9 @@ pub enum Tcg {
 impl Tcg {
     /// `--tcg` values.
     pub fn parse(s: &str) -> Option<Tcg> {
-        match s {
-            "single" => Some(Tcg::Single),
-            "multi" => Some(Tcg::Multi),
-            _ => None,
-        }
+        [Tcg::Single, Tcg::Multi]
+            .into_iter()
+            .find(|t| t.name() == s)
     }
 
     /// The `--tcg` value naming this mode.
